@@ -1,21 +1,22 @@
 """The one error tree of syncd: each branch says what the caller does next.
 
-    SyncdError
-    ├── ConfigError            bad configuration or usage: print one line, exit 2
-    └── RemoteError            a remote API answered badly (carries remote, status, request id,
-        │                      account, vendor code)
-        ├── RetriableError     back off and try again (5xx on a read, network down, 429)
-        │   └── RateLimitedError   429: wait `retry_after` seconds (or a minute) first
-        ├── OutcomeUnknownError    a write may or may not have been applied (timeout, 5xx, lost
-        │                      connection after sending): resolve by reading back, never resend blind
-        ├── ConflictError      the remote changed under us (stale revision): re-read, re-plan
-        ├── SkipError          this one record cannot be done (not found, invalid, refused):
-        │   │                  record it on the link and carry on with the others
-        │   ├── NotFoundError
-        │   ├── DuplicateError     the record already exists (carries the existing id when known)
-        │   └── PreconditionError  the remote refuses in its current state (program not ACTIVE)
-        └── FatalError         nothing will work until a person acts (bad credentials,
-                               missing permission): stop and alert
+SyncdError
+├── ConfigError            bad configuration or usage: print one line, exit 2
+├── WebhookRejected        an incoming webhook failed verification: answer 401, store nothing
+└── RemoteError            a remote API answered badly (carries remote, status, request id,
+    │                      account, vendor code)
+    ├── RetriableError     back off and try again (5xx on a read, network down, 429)
+    │   └── RateLimitedError   429: wait `retry_after` seconds (or a minute) first
+    ├── OutcomeUnknownError    a write may or may not have been applied (timeout, 5xx,
+    │                      lost connection after sending): read back, never resend blind
+    ├── ConflictError      the remote changed under us (stale revision): re-read, re-plan
+    ├── SkipError          this one record cannot be done (not found, invalid, refused):
+    │   │                  record it on the link and carry on with the others
+    │   ├── NotFoundError
+    │   ├── DuplicateError     the record already exists (carries the existing id when known)
+    │   └── PreconditionError  the remote refuses in its current state (program not ACTIVE)
+    └── FatalError         nothing will work until a person acts (bad credentials,
+                           missing permission): stop and alert
 """
 
 from __future__ import annotations
@@ -31,6 +32,14 @@ class ConfigError(SyncdError):
     def __init__(self, problems: list[str] | str) -> None:
         self.problems = [problems] if isinstance(problems, str) else list(problems)
         super().__init__("; ".join(self.problems))
+
+
+class WebhookRejected(SyncdError):
+    """An incoming webhook is not authentic or not well-formed; `reason` says which check failed."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(reason)
 
 
 class RemoteError(SyncdError):

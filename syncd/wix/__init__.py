@@ -1,0 +1,1 @@
+"""The Wix side: the Loyalty/Contacts REST client, its auth, its errors and webhook verification."""
