@@ -13,6 +13,9 @@ import time
 from collections.abc import Awaitable, Callable
 
 
+_EPSILON = 1e-9  # float slack, so that a refill of exactly one token is never short
+
+
 class TokenBucket:
     """At most `per_minute` acquisitions in any 60 seconds, shared by all callers (FIFO)."""
 
@@ -44,8 +47,8 @@ class TokenBucket:
                 self._refill(now)
                 if now < self._paused_until:
                     await self._sleep(self._paused_until - now)
-                elif self._tokens >= 1:
-                    self._tokens -= 1
+                elif self._tokens >= 1 - _EPSILON:
+                    self._tokens = max(0.0, self._tokens - 1)
                     self.acquired += 1
                     return
                 else:

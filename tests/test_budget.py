@@ -1,0 +1,54 @@
+"""The client-side budget: never more than the limit in any minute, and a 429 pauses everyone."""
+
+from __future__ import annotations
+
+import bisect
+
+import pytest
+
+from syncd.budget import TokenBucket
+
+
+class FakeTime:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def max_in_window(stamps: list[float], window: float = 60.0) -> int:
+    return max(
+        bisect.bisect_left(stamps, start + window) - i for i, start in enumerate(stamps)
+    )
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("per_minute", [200, 20_000])
+async def test_no_window_exceeds_limit(per_minute: int) -> None:
+    """Acquiring as fast as allowed never puts more than the limit in a sliding minute."""
+    fake = FakeTime()
+    bucket = TokenBucket(per_minute, clock=fake.clock, sleep=fake.sleep)
+    stamps = []
+    for _ in range(per_minute * 3):
+        await bucket.acquire()
+        stamps.append(fake.now)
+    assert max_in_window(stamps) <= per_minute
+    # ...and it spends the budget: three minutes' worth takes a little over three minutes.
+    assert 180 <= stamps[-1] <= 180 * 1.05
+
+
+@pytest.mark.anyio
+async def test_pause_holds_every_caller() -> None:
+    """After pause(30) the next acquisition happens no sooner than 30 seconds later."""
+    fake = FakeTime()
+    bucket = TokenBucket(200, clock=fake.clock, sleep=fake.sleep)
+    await bucket.acquire()
+    bucket.pause(30)
+    await bucket.acquire()
+    assert fake.now >= 30
