@@ -36,6 +36,7 @@ from pydantic_settings import (
 from pydantic_settings.sources.utils import parse_env_vars
 
 from syncd.errors import ConfigError
+from syncd.keys import load_public_key
 
 CONFIG_ENV = "SYNCD_CONFIG"
 _SECRET_NAME = re.compile(r"(token|secret|password|api_key|signature_key)$")
@@ -78,6 +79,13 @@ class WixSettings(_Section):
         if not re.match(r"^https?://[^/\s]+", value):
             raise ValueError("must be an http(s) URL such as https://www.wixapis.com")
         return value.rstrip("/")
+
+    @field_validator("webhook_public_key")
+    @classmethod
+    def _rsa_key(cls, value: str | None) -> str | None:
+        if value is not None:
+            load_public_key(value)  # its ValueError says what is wrong
+        return value
 
     @model_validator(mode="after")
     def _credentials(self) -> WixSettings:

@@ -300,7 +300,9 @@ class WixClient:
             response = await self._http.request(method, path, json=json, params=params)
         except _NOT_SENT as exc:
             raise RetriableError(
-                f"cannot reach {self.settings.base_url} ({_reason(exc)})", remote=REMOTE
+                f"cannot reach {self.settings.base_url} ({_reason(exc)}): "
+                "check wix.base_url and the network",
+                remote=REMOTE,
             ) from exc
         except httpx.TransportError as exc:
             error_type = RetriableError if idempotent else OutcomeUnknownError

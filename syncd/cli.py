@@ -1,0 +1,155 @@
+"""The `syncd` command line. Exit codes: 0 done, 1 finished with errors, 2 bad config or usage.
+
+Every error a person can act on is one line on stderr saying what is wrong and what to do;
+nothing here prints a traceback or a secret.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from syncd import __version__
+from syncd.errors import ConfigError, SyncdError
+from syncd.logs import configure
+from syncd.settings import Settings, load_settings, masked
+
+EXIT_OK, EXIT_ERRORS, EXIT_CONFIG = 0, 1, 2
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2."""
+
+    def error(self, message: str) -> Any:
+        raise ConfigError(f"{message} (see 'syncd --help')")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--config", metavar="PATH", help="the TOML config file (default: $SYNCD_CONFIG)"
+    )
+    common.add_argument(
+        "--log-format",
+        choices=["auto", "json", "plain"],
+        default="auto",
+        help="log lines as JSON or plain text (auto: JSON unless on a terminal)",
+    )
+    parser = _Parser(
+        prog="syncd", description="Keep loyalty points equal between Wix and your POS."
+    )
+    parser.add_argument("--version", action="version", version=f"syncd {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+
+    check = commands.add_parser(
+        "check-config",
+        parents=[common],
+        help="validate the config file and show it, secrets masked",
+    )
+    check.add_argument(
+        "--connect", action="store_true", help="also call Wix and report the loyalty program"
+    )
+    check.set_defaults(handler=check_config)
+
+    sandbox = commands.add_parser(
+        "sandbox", parents=[common], help="serve the bundled emulators of the vendor APIs"
+    )
+    sandbox.add_argument("--host", default="127.0.0.1")
+    sandbox.add_argument("--port", type=int, default=9000, help="Wix emulator port (default 9000)")
+    sandbox.add_argument("--accounts", type=int, default=25, help="customers to seed (default 25)")
+    sandbox.add_argument("--seed", type=int, default=0, help="random seed for data and faults")
+    sandbox.set_defaults(handler=run_sandbox)
+
+    demo = commands.add_parser(
+        "demo", parents=[common], help="see syncd work against the sandbox, no accounts needed"
+    )
+    demo.add_argument("--accounts", type=int, default=250, help="customers to seed (default 250)")
+    demo.add_argument("--seed", type=int, default=0, help="random seed for data and faults")
+    demo.set_defaults(handler=run_demo)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+        if args.command is None:
+            parser.print_help()
+            return EXIT_CONFIG
+        configure(json_lines={"auto": None, "json": True, "plain": False}[args.log_format])
+        return int(args.handler(args))
+    except ConfigError as error:
+        for problem in error.problems:
+            print(f"syncd: {problem}", file=sys.stderr)
+        return EXIT_CONFIG
+    except SyncdError as error:
+        print(f"syncd: {error}", file=sys.stderr)
+        return EXIT_ERRORS
+    except KeyboardInterrupt:
+        print("syncd: interrupted", file=sys.stderr)
+        return 130
+
+
+def check_config(args: argparse.Namespace) -> int:
+    settings = load_settings(args.config)
+    print(f"config: {args.config or 'from the environment'}")
+    for key, value in _flatten(masked(settings)):
+        print(f"  {key} = {value}")
+    print(
+        f"ok: {len(settings.connectors)} connector(s), Wix auth by "
+        f"{'OAuth app' if settings.wix.uses_oauth else 'API key'}"
+    )
+    if args.connect:
+        return asyncio.run(_probe_wix(settings))
+    return EXIT_OK
+
+
+async def _probe_wix(settings: Settings) -> int:
+    from syncd.retry import RetryPolicy
+    from syncd.wix.client import WixClient
+
+    started = time.monotonic()
+    async with WixClient(settings.wix, retry=RetryPolicy(attempts=3, max_seconds=20)) as wix:
+        program = await wix.get_program()
+    elapsed_ms = (time.monotonic() - started) * 1000
+    print(
+        f"wix: reachable at {settings.wix.base_url} in {elapsed_ms:.0f} ms; "
+        f"program {program.name!r} is {program.status}"
+    )
+    if not program.active:
+        print(
+            "wix: points can only move while the program is ACTIVE: activate it in the "
+            "site's dashboard (Loyalty Program)"
+        )
+        return EXIT_ERRORS
+    return EXIT_OK
+
+
+def run_sandbox(args: argparse.Namespace) -> int:
+    from syncd.sandbox.run import serve_sandbox
+
+    serve_sandbox(host=args.host, port=args.port, accounts=args.accounts, seed=args.seed)
+    return EXIT_OK
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from syncd.sandbox.demo import demo
+
+    return demo(accounts=args.accounts, seed=args.seed)
+
+
+def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
+    if isinstance(value, dict):
+        return [item for k, v in value.items() for item in _flatten(v, f"{prefix}{k}.")]
+    if isinstance(value, list) and value and all(isinstance(v, dict) for v in value):
+        return [
+            item for i, v in enumerate(value) for item in _flatten(v, f"{prefix.rstrip('.')}[{i}].")
+        ]
+    shown = value
+    if isinstance(value, str) and "\n" in value:
+        shown = value.strip().splitlines()[0] + " ..."
+    return [(prefix.rstrip("."), shown)]
