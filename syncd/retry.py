@@ -18,7 +18,7 @@ from tenacity import (
     retry_if_exception_type,
     stop_after_attempt,
     stop_after_delay,
-    wait_exponential_jitter,
+    wait_random_exponential,
 )
 
 from syncd.errors import RateLimitedError, RetriableError
@@ -44,7 +44,7 @@ class RetryPolicy:
 
     def retrying(self) -> AsyncRetrying:
         """A tenacity loop retrying RetriableError under this policy, re-raising the last one."""
-        backoff = wait_exponential_jitter(initial=self.initial_wait, max=self.max_wait)
+        backoff = wait_random_exponential(multiplier=self.initial_wait, max=self.max_wait)
 
         def wait(state: RetryCallState) -> float:
             if _testing:

@@ -23,9 +23,7 @@ class FakeTime:
 
 
 def max_in_window(stamps: list[float], window: float = 60.0) -> int:
-    return max(
-        bisect.bisect_left(stamps, start + window) - i for i, start in enumerate(stamps)
-    )
+    return max(bisect.bisect_left(stamps, start + window) - i for i, start in enumerate(stamps))
 
 
 @pytest.mark.anyio

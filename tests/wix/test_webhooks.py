@@ -42,7 +42,11 @@ def envelope(event_id: str = "evt-1", **inner_extra: object) -> dict[str, object
         "data": json.dumps(inner),
         "identity": json.dumps({"identityType": "APP"}),
     }
-    return {"data": json.dumps(outer), "iat": int(NOW.timestamp()), "exp": int(NOW.timestamp()) + 60}
+    return {
+        "data": json.dumps(outer),
+        "iat": int(NOW.timestamp()),
+        "exp": int(NOW.timestamp()) + 60,
+    }
 
 
 def sign(claims: dict[str, object], key: rsa.RSAPrivateKey = KEY) -> bytes:
@@ -94,7 +98,9 @@ def forged_bodies() -> dict[str, bytes]:
         "not a jwt": b"hello",
         "binary": b"\xff\xfe\x00",
         "data not a string or object": sign({**claims, "data": 5}),
-        "inner data not json": sign({**claims, "data": json.dumps({"eventType": "x", "data": "{"})}),
+        "inner data not json": sign(
+            {**claims, "data": json.dumps({"eventType": "x", "data": "{"})}
+        ),
         "no event id": sign({**claims, "data": json.dumps({"eventType": "x", "data": "{}"})}),
         "huge": b"a" * (300 * 1024),
     }

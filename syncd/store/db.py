@@ -1,0 +1,196 @@
+"""Engines, sessions and schema upgrades for the store (SQLite by default, PostgreSQL too).
+
+Nothing here runs at import: the caller builds one engine at start from `database.url`,
+calls `upgrade(engine)`, then opens short `session_scope`s. Never hold a session open across
+a remote call: on SQLite every transaction takes the write lock (`BEGIN IMMEDIATE`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
+from sqlmodel import Session
+
+from syncd.errors import ConfigError
+
+MIGRATIONS = Path(__file__).parent / "migrations"
+SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=NORMAL")
+PG_CONNECT_TIMEOUT_SECONDS = 10
+MIGRATION_LOCK_KEY = 0x5_9C_D0_01  # pg advisory lock: one replica migrates at a time
+_EXAMPLES = "use e.g. sqlite:///syncd.db or postgresql://user:password@host:5432/syncd"
+
+
+def make_engine(url: str) -> Engine:
+    """An engine for `url` (sqlite:// or postgresql://); raises ConfigError if it is malformed.
+
+    Connects lazily: see `check_connection` and `upgrade` for an unreachable database.
+    """
+    parsed = _parse(url)
+    try:
+        if parsed.get_backend_name() == "sqlite":
+            return _sqlite_engine(parsed)
+        return _postgres_engine(parsed)
+    except (ArgumentError, NoSuchModuleError, ImportError, TypeError, ValueError) as exc:
+        reason = _hide(_first_line(exc), parsed)
+        raise ConfigError(
+            f"database.url: cannot use {_mask(url)} ({reason}): {_EXAMPLES}"
+        ) from None
+
+
+def check_connection(engine: Engine) -> None:
+    """Open one connection and run `SELECT 1`; ConfigError (one line) if that fails."""
+    with _connect(engine) as connection:
+        connection.execute(text("SELECT 1"))
+
+
+def upgrade(engine: Engine) -> None:
+    """Bring the schema to the newest migration; a no-op when it is already there.
+
+    Safe to call from several replicas at once: on PostgreSQL they take turns on an advisory
+    lock, on SQLite on the write lock.
+    """
+    with _connect(engine) as connection, connection.begin():
+        if connection.dialect.name == "postgresql":
+            lock = text("SELECT pg_advisory_xact_lock(:key)")
+            connection.execute(lock, {"key": MIGRATION_LOCK_KEY})
+        command.upgrade(alembic_config(connection), "head")
+
+
+def alembic_config(connection: Connection | None = None, url: str | None = None) -> Config:
+    """An Alembic config for the shipped migrations, bound to `connection` (or `url`).
+
+    For a new revision: `command.revision(alembic_config(url=...), autogenerate=True, message=...)`.
+    """
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    if url is not None:
+        config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        config.attributes["connection"] = connection
+    return config
+
+
+@contextmanager
+def session_scope(engine: Engine) -> Iterator[Session]:
+    """A session that commits when the block ends and rolls back if it raises.
+
+    Objects stay usable after the block (`expire_on_commit=False`); re-read them before
+    deciding anything new.
+    """
+    with Session(engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+def _parse(url: str) -> URL:
+    """Parse and normalise `url`: psycopg 3 for PostgreSQL; only SQLite and PostgreSQL."""
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError) as exc:
+        reason = "the port is not a number" if isinstance(exc, ValueError) else "cannot parse it"
+        raise ConfigError(
+            f"database.url: {_mask(url)!r} is not a database URL ({reason}): {_EXAMPLES}"
+        ) from None
+    if parsed.drivername in ("postgres", "postgresql"):
+        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise ConfigError(
+            f"database.url: {_mask(url)} is not SQLite or PostgreSQL, the databases syncd"
+            f" keeps its state in: {_EXAMPLES}"
+        )
+    return parsed
+
+
+def _sqlite_engine(url: URL) -> Engine:
+    """SQLite in WAL mode, waiting up to 5 s for locks, with real (IMMEDIATE) transactions.
+
+    An in-memory database lives on one shared connection so every thread sees it.
+    """
+    memory = url.database in (None, "", ":memory:") or url.query.get("mode") == "memory"
+    kwargs: dict[str, Any] = {}
+    if memory:
+        kwargs = {"poolclass": StaticPool, "connect_args": {"check_same_thread": False}}
+    engine = create_engine(url, pool_pre_ping=True, **kwargs)
+    event.listen(engine, "connect", _on_sqlite_connect)
+    event.listen(engine, "begin", _on_sqlite_begin)
+    return engine
+
+
+def _on_sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> None:
+    """Set the pragmas on each new connection and take over BEGIN from the sqlite3 module."""
+    dbapi_connection.isolation_level = None
+    cursor = dbapi_connection.cursor()
+    try:
+        for pragma in SQLITE_PRAGMAS:
+            cursor.execute(f"PRAGMA {pragma}")
+    finally:
+        cursor.close()
+
+
+def _on_sqlite_begin(connection: Connection) -> None:
+    """Start every transaction holding the write lock, so read-then-write never races."""
+    if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def _postgres_engine(url: URL) -> Engine:
+    """PostgreSQL through psycopg 3, giving up on a silent host after 10 s."""
+    connect_args: dict[str, Any] = {}
+    if "connect_timeout" not in url.query:
+        connect_args["connect_timeout"] = PG_CONNECT_TIMEOUT_SECONDS
+    return create_engine(url, pool_pre_ping=True, connect_args=connect_args)
+
+
+@contextmanager
+def _connect(engine: Engine) -> Iterator[Connection]:
+    """A connection, or a one-line ConfigError saying why the database cannot be reached."""
+    try:
+        connection = engine.connect()
+    except DBAPIError as exc:
+        raise ConfigError(_unreachable(engine.url, exc)) from None
+    with connection:
+        yield connection
+
+
+def _unreachable(url: URL, exc: DBAPIError) -> str:
+    """One line: which database, why it failed (password masked), what to check."""
+    shown = url.set(drivername=url.get_backend_name()).render_as_string(hide_password=True)
+    reason = _first_line(exc.orig if exc.orig is not None else exc)
+    reason = re.sub(r"^.*failed: ", "", reason)
+    reason = re.sub(r"^(FATAL|ERROR):\s+", "", reason).strip()
+    reason = _hide(reason[:1].lower() + reason[1:], url)
+    if url.get_backend_name() == "sqlite":
+        hint = "check the directory exists and syncd may write there"
+    else:
+        hint = "check the server is running and the URL (host, port, database, user, password)"
+    return f"database.url: cannot connect to {shown} ({reason}): {hint}"
+
+
+def _first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, whitespace collapsed."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    return re.sub(r"\s+", " ", lines[0]) if lines else type(exc).__name__
+
+
+def _hide(message: str, url: URL) -> str:
+    """`message` with the URL's password (if any) replaced by `***`."""
+    return message.replace(str(url.password), "***") if url.password else message
+
+
+def _mask(url: str) -> str:
+    """`url` with anything between `user:` and the last `@` replaced by `***`."""
+    return re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url)

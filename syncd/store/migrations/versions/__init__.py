@@ -1,0 +1,1 @@
+"""Revision files, oldest first by number (Alembic skips this `__init__`)."""

@@ -1,0 +1,1 @@
+"""Tests of the store: schema, migrations, column types, engines and their errors."""
