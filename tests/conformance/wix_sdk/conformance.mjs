@@ -1,5 +1,5 @@
 // Conformance checks for a Wix Loyalty emulator, driven only through Wix's
-// official JavaScript SDK (@wix/sdk + @wix/auto_sdk_loyalty_*).
+// official JavaScript SDK (@wix/sdk + @wix/loyalty).
 //
 // Env:
 //   WIX_BASE_URL           http://127.0.0.1:PORT of the emulator (required)
@@ -19,9 +19,7 @@
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import { createClient, ApiKeyStrategy, AppStrategy } from '@wix/sdk';
-import * as accounts from '@wix/auto_sdk_loyalty_accounts';
-import * as transactions from '@wix/auto_sdk_loyalty_transactions';
-import * as programs from '@wix/auto_sdk_loyalty_programs';
+import { accounts, transactions, programs } from '@wix/loyalty';
 
 const WIX_ORIGIN = 'https://www.wixapis.com';
 const BASE_URL = (process.env.WIX_BASE_URL || '').replace(/\/+$/, '');
