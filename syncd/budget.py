@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 
-
 _EPSILON = 1e-9  # float slack, so that a refill of exactly one token is never short
 
 

@@ -16,7 +16,7 @@ from typing import Any
 from syncd import __version__
 from syncd.errors import ConfigError, SyncdError
 from syncd.logs import configure
-from syncd.settings import Settings, load_settings, masked
+from syncd.settings import Settings, load_settings, mask_url, masked
 
 EXIT_OK, EXIT_ERRORS, EXIT_CONFIG = 0, 1, 2
 
@@ -62,6 +62,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--port", type=int, default=9000, help="Wix emulator port (default 9000)")
     sandbox.add_argument("--accounts", type=int, default=25, help="customers to seed (default 25)")
     sandbox.add_argument("--seed", type=int, default=0, help="random seed for data and faults")
+    sandbox.add_argument("--webhook-url", help="where the emulator delivers its webhooks")
     sandbox.set_defaults(handler=run_sandbox)
 
     demo = commands.add_parser(
@@ -104,8 +105,16 @@ def check_config(args: argparse.Namespace) -> int:
         f"{'OAuth app' if settings.wix.uses_oauth else 'API key'}"
     )
     if args.connect:
+        _probe_database(settings)
         return asyncio.run(_probe_wix(settings))
     return EXIT_OK
+
+
+def _probe_database(settings: Settings) -> None:
+    from syncd.store.db import open_store
+
+    open_store(settings.database.url).dispose()
+    print(f"database: reachable, schema up to date ({mask_url(settings.database.url)})")
 
 
 async def _probe_wix(settings: Settings) -> int:
@@ -132,7 +141,13 @@ async def _probe_wix(settings: Settings) -> int:
 def run_sandbox(args: argparse.Namespace) -> int:
     from syncd.sandbox.run import serve_sandbox
 
-    serve_sandbox(host=args.host, port=args.port, accounts=args.accounts, seed=args.seed)
+    serve_sandbox(
+        host=args.host,
+        port=args.port,
+        accounts=args.accounts,
+        seed=args.seed,
+        webhook_url=args.webhook_url,
+    )
     return EXIT_OK
 
 

@@ -325,7 +325,14 @@ def _short(value: object) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
+def mask_url(url: str) -> str:
+    """A URL with any password replaced by '***' (database URLs carry one)."""
+    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)
+
+
 def _mask(value: Any, key: str = "") -> Any:
+    if key == "url" and isinstance(value, str):
+        return mask_url(value)
     if isinstance(value, dict):
         return {k: _mask(v, k) for k, v in value.items()}
     if isinstance(value, list):

@@ -194,3 +194,10 @@ def _hide(message: str, url: URL) -> str:
 def _mask(url: str) -> str:
     """`url` with anything between `user:` and the last `@` replaced by `***`."""
     return re.sub(r"^([^:/]+://[^:/@]*):.*@", r"\1:***@", url)
+
+
+def open_store(url: str) -> Engine:
+    """The engine every syncd command starts with: connected, schema upgraded to the newest."""
+    engine = make_engine(url)
+    upgrade(engine)
+    return engine

@@ -1,0 +1,133 @@
+"""The `syncd` command as a person runs it: separate processes, exit codes, one-line errors."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tests.test_settings import GOOD
+
+SYNCD = [sys.executable, "-m", "syncd"]
+
+
+def run(
+    *args: str, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    return subprocess.run(
+        [*SYNCD, *args],
+        env=clean | (env or {}),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+
+
+def assert_one_line_error(result: subprocess.CompletedProcess[str], code: int) -> str:
+    assert result.returncode == code, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("syncd: ")]
+    assert errors and "Traceback" not in result.stderr
+    return errors[-1]
+
+
+def test_check_config_masks_secrets(tmp_path: Path) -> None:
+    """A good file prints every key with secrets masked, exit 0."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(GOOD)
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+    assert "wix.api_key = ********" in result.stdout
+    assert "key-in-file" not in result.stdout + result.stderr
+    assert "square-token" not in result.stdout + result.stderr
+
+
+def test_malformed_config_exit_2(tmp_path: Path) -> None:
+    """Broken TOML: one line, exit 2, no traceback."""
+    config = tmp_path / "syncd.toml"
+    config.write_text("[wix\n")
+    assert "invalid TOML" in assert_one_line_error(run("check-config", "--config", str(config)), 2)
+
+
+def test_missing_secret_exit_2(tmp_path: Path) -> None:
+    """No Wix key anywhere: one line naming the keys to set, exit 2."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(GOOD.replace('api_key = "key-in-file"\n', ""))
+    line = assert_one_line_error(run("check-config", "--config", str(config)), 2)
+    assert "no credentials" in line and "api_key" in line
+
+
+def test_unknown_command_exit_2() -> None:
+    """A usage error is one line and exit 2."""
+    assert "invalid choice" in assert_one_line_error(run("frobnicate"), 2)
+
+
+def test_unreachable_wix_is_a_retry_message(tmp_path: Path) -> None:
+    """--connect to a Wix that is not there: retries logged, then one clear line, exit 1."""
+    config = tmp_path / "syncd.toml"
+    db = tmp_path / "syncd.db"
+    config.write_text(GOOD.replace('url = "sqlite:///syncd.db"', f'url = "sqlite:///{db}"'))
+    env = {"SYNCD_WIX__BASE_URL": "http://127.0.0.1:1", "SYNCD_WIX__TIMEOUT_SECONDS": "1"}
+    result = run("check-config", "--config", str(config), "--connect", env=env)
+    line = assert_one_line_error(result, 1)
+    assert "cannot reach http://127.0.0.1:1" in line and "check wix.base_url" in line
+    assert "wix.retry" in result.stderr
+    assert "database: reachable, schema up to date" in result.stdout
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
+    """`syncd sandbox --port N` serves the emulator; check-config --connect reaches it."""
+    port = free_port()
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
+    server = subprocess.Popen(
+        [*SYNCD, "sandbox", "--port", str(port), "--accounts", "3"],
+        env=clean,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=1)
+                break
+            except httpx.TransportError:
+                if time.monotonic() > deadline or server.poll() is not None:
+                    pytest.fail(
+                        f"sandbox did not start: {server.stderr.read() if server.stderr else ''}"
+                    )
+                time.sleep(0.1)
+        env = {
+            "SYNCD_WIX__BASE_URL": f"http://127.0.0.1:{port}",
+            "SYNCD_WIX__SITE_ID": "sandbox-site",
+            "SYNCD_WIX__API_KEY": "sandbox-api-key",
+            "SYNCD_DATABASE__URL": f"sqlite:///{tmp_path / 'syncd.db'}",
+        }
+        result = run("check-config", "--connect", env=env)
+        assert result.returncode == 0, result.stderr
+        assert "program 'Sandbox Rewards' is ACTIVE" in result.stdout
+    finally:
+        server.terminate()
+        server.wait(timeout=10)
+
+
+def test_demo_runs_to_a_clean_end() -> None:
+    """The README's first command: `syncd demo` ends by itself with every check holding."""
+    result = run("demo", "--accounts", "120", timeout=120)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ledger check: 120 of 120 balances equal" in result.stdout
+    assert ", 0 rejected" in result.stdout
