@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
-
 import pytest
 from pydantic import SecretStr
 
@@ -21,6 +19,7 @@ from syncd.sandbox.server import RunningServer, serve_in_thread
 from syncd.sandbox.wix import WixEmulator
 from syncd.settings import WixSettings
 from syncd.wix.client import WixClient
+from tests.fakes import FakeTime
 from tests.wix.conftest import SEEDED, api_key_settings
 
 pytestmark = pytest.mark.anyio
@@ -131,23 +130,9 @@ async def test_contacts_duplicate_returns_existing(settings: WixSettings) -> Non
     assert [c.id for c in found] == [made] and total == 1
 
 
-class SharedFakeTime:
-    """One fake clock for the emulator's rate window and the client's budget."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.now += seconds
-        await asyncio.sleep(0)
-
-
 async def test_429_with_retry_after_is_honoured() -> None:
     """A client over budget gets 429, pauses for Retry-After, and its call then succeeds."""
-    fake = SharedFakeTime()
+    fake = FakeTime()
     site = WixEmulator(seed=3, monotonic=fake.clock)
     site.activate()
     site.seed_accounts(3)
@@ -165,7 +150,7 @@ async def test_429_with_retry_after_is_honoured() -> None:
 
 async def test_budget_at_the_limit_never_sees_429() -> None:
     """Configured at the site's limit, the client spends it without a single 429."""
-    fake = SharedFakeTime()
+    fake = FakeTime()
     site = WixEmulator(seed=3, monotonic=fake.clock)
     site.activate()
     site.knobs.requests_per_minute = 20
