@@ -206,7 +206,7 @@ def load_settings(
     try:
         return Settings(**_deep_merge(data, _env_secret_files(env, base_dir)))
     except ValidationError as exc:
-        raise ConfigError([_describe(err) for err in exc.errors()]) from None
+        raise ConfigError([describe_error(err) for err in exc.errors()]) from None
     finally:
         _ENVIRON.reset(token)
 
@@ -297,7 +297,7 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
-def _describe(err: Mapping[str, Any]) -> str:
+def describe_error(err: Mapping[str, Any]) -> str:
     """One line for one validation error: key, what is wrong, what is allowed."""
     key = ".".join(str(p) for p in err["loc"]) or "config"
     key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
