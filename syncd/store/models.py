@@ -11,7 +11,7 @@ annotations of table classes, so they stay real types.
 from datetime import datetime
 from enum import StrEnum
 
-from sqlalchemy import ForeignKey, MetaData, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, MetaData, UniqueConstraint
 from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
@@ -117,6 +117,9 @@ class Operation(StoreTable, table=True):
     )
     direction: Direction = Field(sa_type=StrEnumType(Direction))
     delta: int
+    carried: int | None = None
+    """How far both bases move when this write is applied (the delta, unless the write also
+    reverts the loser's change under wix_wins / external_wins)."""
     planned_wix: int | None = None
     planned_ext: int | None = None
     planned_wix_base: int | None = None
@@ -183,6 +186,8 @@ class Conflict(StoreTable, table=True):
     id: int | None = Field(default=None, primary_key=True)
     link_id: int | None = Field(default=None, sa_column_args=[ForeignKey("links.id")])
     kind: str
+    side: str | None = None
+    """The side whose change `amount` was held back (its base absorbed it): wix | external."""
     wix_balance: int | None = None
     ext_balance: int | None = None
     amount: int | None = None
@@ -195,3 +200,49 @@ class Conflict(StoreTable, table=True):
         default_factory=utcnow, sa_type=UTCDateTime(), sa_column_kwargs=_utc(nullable=False)
     )
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime())
+
+
+class StagedAccount(StoreTable, table=True):
+    """One account read by a reconcile run (side "wix" with connector "", or "external")."""
+
+    __tablename__ = "reconcile_accounts"
+    __table_args__ = (
+        Index("ix_reconcile_accounts_email", "side", "connector", "email"),
+        Index("ix_reconcile_accounts_phone", "side", "connector", "phone"),
+    )
+
+    side: str = Field(primary_key=True)
+    connector: str = Field(primary_key=True)
+    account_id: str = Field(primary_key=True)
+    contact_id: str | None = None
+    email: str | None = None
+    phone: str | None = None
+    name: str | None = None
+    balance: int
+    revision: str | None = None
+    staged_at: datetime = Field(
+        default_factory=utcnow, sa_type=UTCDateTime(), sa_column_kwargs=_utc(nullable=False)
+    )
+
+
+class StagedContact(StoreTable, table=True):
+    """A Wix contact's phone (loyalty accounts carry none), read for matching by phone."""
+
+    __tablename__ = "reconcile_contacts"
+
+    contact_id: str = Field(primary_key=True)
+    email: str | None = None
+    phone: str | None = Field(default=None, index=True)
+
+
+class ReconcilePair(StoreTable, table=True):
+    """A Wix account and an external account a reconcile run pairs, and how it paired them."""
+
+    __tablename__ = "reconcile_pairs"
+    __table_args__ = (UniqueConstraint("connector", "external_id"),)
+
+    connector: str = Field(primary_key=True)
+    wix_account_id: str = Field(primary_key=True)
+    external_id: str
+    matched_by: str
+    done: bool = False

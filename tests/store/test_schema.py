@@ -13,7 +13,16 @@ from sqlalchemy.engine import Engine
 from syncd.store.db import alembic_config, make_engine, session_scope, upgrade
 from syncd.store.models import Link, metadata
 
-STORE_TABLES = {"links", "operations", "cursors", "inbox_events", "conflicts"}
+STORE_TABLES = {
+    "links",
+    "operations",
+    "cursors",
+    "inbox_events",
+    "conflicts",
+    "reconcile_accounts",
+    "reconcile_contacts",
+    "reconcile_pairs",
+}
 
 
 def _revision(engine: Engine) -> str | None:
@@ -22,7 +31,7 @@ def _revision(engine: Engine) -> str | None:
 
 
 def test_upgrade_creates_every_table(empty_engine: Engine) -> None:
-    """Upgrading an empty database creates the five store tables and records the head."""
+    """Upgrading an empty database creates every store table and records the head."""
     upgrade(empty_engine)
 
     tables = set(inspect(empty_engine).get_table_names())
