@@ -65,6 +65,23 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--webhook-url", help="where the emulator delivers its webhooks")
     sandbox.set_defaults(handler=run_sandbox)
 
+    reconcile = commands.add_parser(
+        "reconcile",
+        parents=[common],
+        help="one-shot backfill: match every customer on both sides, carry differences, report",
+        description="Same as `syncd --reconcile`.",
+    )
+    reconcile.add_argument(
+        "--dry-run", action="store_true", help="plan and report, write nothing anywhere"
+    )
+    reconcile.add_argument(
+        "--plan", metavar="FILE", help="with --dry-run: write the per-account plan (.csv/.json)"
+    )
+    reconcile.add_argument(
+        "--force", action="store_true", help="apply even past sync.max_changed_fraction"
+    )
+    reconcile.set_defaults(handler=run_reconcile)
+
     demo = commands.add_parser(
         "demo", parents=[common], help="see syncd work against the sandbox, no accounts needed"
     )
@@ -76,8 +93,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
+    words = list(sys.argv[1:] if argv is None else argv)
+    if "--reconcile" in words:  # `syncd --reconcile ...` is `syncd reconcile ...`
+        words = ["reconcile", *(w for w in words if w != "--reconcile")]
     try:
-        args = parser.parse_args(argv)
+        args = parser.parse_args(words)
         if args.command is None:
             parser.print_help()
             return EXIT_CONFIG
@@ -96,7 +116,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def check_config(args: argparse.Namespace) -> int:
+    import connectors
+
     settings = load_settings(args.config)
+    connectors.typed_settings(settings)
     print(f"config: {args.config or 'from the environment'}")
     for key, value in _flatten(masked(settings)):
         print(f"  {key} = {value}")
@@ -136,6 +159,27 @@ async def _probe_wix(settings: Settings) -> int:
         )
         return EXIT_ERRORS
     return EXIT_OK
+
+
+def run_reconcile(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from syncd.reconcile.run import Options, reconcile_all
+
+    if args.plan and not args.dry_run:
+        raise ConfigError("--plan goes with --dry-run (a real run reports as it applies)")
+    settings = load_settings(args.config)
+    if not settings.connectors:
+        raise ConfigError("no [[connectors]] configured: nothing to reconcile with Wix")
+    options = Options(
+        dry_run=args.dry_run, plan_file=Path(args.plan) if args.plan else None, force=args.force
+    )
+    reports = asyncio.run(reconcile_all(settings, options))
+    for report in reports:
+        print(report.render())
+    if options.plan_file:
+        print(f"plan written to {options.plan_file}")
+    return EXIT_OK if all(r.clean for r in reports) else EXIT_ERRORS
 
 
 def run_sandbox(args: argparse.Namespace) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
-from sqlmodel import Session
+from sqlmodel import Session, SQLModel
 
 from syncd.errors import ConfigError
 
@@ -201,3 +201,19 @@ def open_store(url: str) -> Engine:
     engine = make_engine(url)
     upgrade(engine)
     return engine
+
+
+def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` into `table`, replacing rows with the same primary key (one statement)."""
+    if not rows:
+        return
+    from sqlalchemy.dialects import postgresql, sqlite
+
+    name = session.get_bind().dialect.name
+    dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    target = table.__table__  # type: ignore[attr-defined]
+    keys = [column.name for column in target.primary_key.columns]
+    statement = dialect_insert(target).values(rows)
+    changing = {c: statement.excluded[c] for c in rows[0] if c not in keys}
+    statement = statement.on_conflict_do_update(index_elements=keys, set_=changing)
+    session.execute(statement)

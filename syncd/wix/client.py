@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -222,6 +223,18 @@ class WixClient:
                 return
             cursor = page.cursor
 
+    async def find_tagged_transaction(
+        self, account_id: str, marker: str, *, since: datetime
+    ) -> Transaction | None:
+        """The account's ledger entry whose description starts with `marker` (syncd's
+        operation tag), looking no earlier than `since`: the read-back after an unknown
+        outcome."""
+        window = {"accountId": account_id, "createdDate": {"$gte": _wire_time(since)}}
+        async for entry in self.iter_transactions(filter=window):
+            if (entry.description or "").startswith(marker):
+                return entry
+        return None
+
     # -- contacts ------------------------------------------------------------------------------
 
     async def create_contact(
@@ -346,6 +359,12 @@ def _page(body: Json, items: list[Any]) -> Page[Any]:
     cursor = (meta.get("cursors") or {}).get("next")
     has_next = bool(meta.get("hasNext", cursor is not None))
     return Page(items=items, cursor=cursor, has_next=has_next and bool(cursor))
+
+
+def _wire_time(moment: datetime) -> str:
+    return (
+        moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    )
 
 
 def _reason(exc: Exception) -> str:

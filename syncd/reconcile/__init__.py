@@ -1,0 +1,1 @@
+"""The one-shot backfill (`syncd --reconcile`): stage both sides, match, plan, apply, report."""

@@ -1,0 +1,429 @@
+"""`syncd --reconcile`: stage both sides, match, create what is missing, plan, apply, report.
+
+Writes go through the same applier as the daemon, so a run killed at any line and run again
+continues without repeating a write: unresolved operations are read back first, links keep
+their bases, and a pair whose link moved since it was staged is read fresh before planning.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from sqlalchemy import func, text
+from sqlalchemy.engine import Engine
+from sqlmodel import col, select
+
+import connectors
+from connectors.base import Connector, ExternalAccount
+from syncd.engine.applier import Applier
+from syncd.engine.outbox import Outbox
+from syncd.engine.rules import (
+    Absorb,
+    AdjustExternal,
+    AdjustWix,
+    Bases,
+    OpenConflict,
+    Policy,
+    decide,
+)
+from syncd.errors import PreconditionError, SkipError, SyncdError
+from syncd.progress import Progress
+from syncd.reconcile.matching import Matching, match
+from syncd.reconcile.report import PlanRow, Report, write_plan
+from syncd.reconcile.staging import (
+    EXTERNAL,
+    WIX,
+    RunState,
+    finish_run,
+    save_state,
+    stage_contacts,
+    stage_external,
+    stage_wix,
+    start_run,
+)
+from syncd.settings import ConnectorSettings, Settings
+from syncd.store.db import open_store, session_scope
+from syncd.store.models import Conflict, ConflictStatus, Link, ReconcilePair, StagedAccount
+from syncd.wix.client import WixClient
+from syncd.wix.models import Account
+
+WORKERS = 8
+CHUNK = 500
+
+
+@dataclass(frozen=True)
+class Options:
+    dry_run: bool = False
+    plan_file: Path | None = None
+    force: bool = False
+
+
+@dataclass(frozen=True)
+class _Pair:
+    link_id: int | None
+    wix: StagedAccount
+    ext: StagedAccount
+    matched_by: str
+    bases: Bases
+    trusted: bool  # the staged balances still describe the link (it was not synced since)
+
+
+def policy_for(settings: Settings, connector: ConnectorSettings) -> Policy:
+    sync = settings.sync
+    return Policy(
+        conflict=sync.conflict_policy,
+        initial=sync.initial_policy,
+        negative=sync.negative_policy,
+        max_auto_delta=sync.max_auto_delta,
+        direction=connector.direction,
+    )
+
+
+async def reconcile_all(settings: Settings, options: Options) -> list[Report]:
+    """Reconcile every configured connector with the Wix site, one after the other."""
+    engine = open_store(settings.database.url)
+    reports = []
+    try:
+        async with WixClient(settings.wix) as wix:
+            for typed in connectors.typed_settings(settings):
+                async with connectors.create(typed) as connector:
+                    reports.append(await reconcile(engine, settings, wix, connector, options))
+    finally:
+        engine.dispose()
+    return reports
+
+
+async def reconcile(
+    engine: Engine, settings: Settings, wix: WixClient, connector: Connector, options: Options
+) -> Report:
+    started = time.monotonic()
+    calls_before = wix.calls
+    report = Report(connector.name, options.dry_run)
+    policy = policy_for(settings, connector.settings)
+    applier = Applier(Outbox(engine), wix, connector, policy)
+    if not options.dry_run:
+        program = await wix.get_program()
+        if not program.active:
+            raise PreconditionError(
+                f"the loyalty program is {program.status}: points can only move while it is "
+                "ACTIVE; activate it in the site's dashboard and run again",
+                remote="wix",
+            )
+        await applier.recover()
+    state, report.resumed = start_run(engine, connector.name, fresh=options.dry_run)
+    await _stage(engine, wix, connector, state)
+    matching = match(engine, connector.name, connector.settings.match_on)
+    _count_staged(engine, connector.name, report, matching)
+    if not options.dry_run and not state.matched:
+        await _create_missing(engine, wix, connector, matching, report)
+        _link_new_pairs(engine, connector.name)
+        state.matched, state.phase = True, "applying"
+        with session_scope(engine) as session:
+            save_state(session, connector.name, state)
+    rows = [_plan_row(pair, policy) for pair in _pairs(engine, connector.name)]
+    report.linked = dict(matching.by)
+    brake = _brake(rows, settings.sync.max_changed_fraction)
+    if brake and not options.force:
+        report.stopped = brake + "; check the plan with --dry-run, then run again with --force"
+    elif options.dry_run:
+        _summarise(rows, report)
+        if options.plan_file:
+            write_plan(options.plan_file, rows)
+    else:
+        await _apply(engine, applier, connector.name, report)
+        finish_run(engine, connector.name, state)
+    report.conflicts_open = _open_conflicts(engine, connector.name)
+    report.wix_calls = wix.calls - calls_before
+    report.external_calls = getattr(connector, "calls", None)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _stage(engine: Engine, wix: WixClient, connector: Connector, state: RunState) -> None:
+    await stage_wix(engine, wix, connector.name, state)
+    if "phone" in connector.settings.match_on:
+        await stage_contacts(engine, wix, connector.name, state)
+    await stage_external(engine, connector, state)
+
+
+def _count_staged(engine: Engine, connector: str, report: Report, matching: Matching) -> None:
+    with session_scope(engine) as session:
+        for side, in_report in ((WIX, "wix_accounts"), (EXTERNAL, "ext_accounts")):
+            count = session.exec(
+                select(func.count()).where(
+                    StagedAccount.side == side, StagedAccount.connector == connector
+                )
+            ).one()
+            setattr(report, in_report, int(count))
+    report.ambiguous = len(matching.ambiguous)
+    report.wix_only = len(matching.wix_only)
+    report.external_only = len(matching.external_only)
+    report.missing = len(matching.missing)
+
+
+async def _create_missing(
+    engine: Engine, wix: WixClient, connector: Connector, matching: Matching, report: Report
+) -> None:
+    """Create the account missing on the other side, as `create_missing` asks; the new link
+    starts at bases (0, 0), so the existing balance is carried to the new account."""
+    mode = connector.settings.create_missing
+    if mode in ("external", "both") and connector.capabilities.create_accounts:
+        for account_id in list(matching.wix_only):
+            staged = _staged(engine, WIX, connector.name, account_id)
+            try:
+                made = await connector.create_account(
+                    email=staged.email,
+                    phone=staged.phone,
+                    name=staged.name,
+                    key=f"create-for-wix-{account_id}",
+                )
+            except SkipError as error:
+                report.not_created.append(f"wix {account_id}: {error}")
+                continue
+            _stage_created(engine, connector.name, EXTERNAL, made.id, made.balance, made.version)
+            _new_link(engine, connector.name, staged, made.id)
+            report.created_external += 1
+            report.wix_only -= 1
+    if mode in ("wix", "both"):
+        for account_id in list(matching.external_only):
+            staged = _staged(engine, EXTERNAL, connector.name, account_id)
+            first, _, last = (staged.name or "").partition(" ")
+            contact_id, _ = await wix.create_contact(
+                email=staged.email,
+                phone=staged.phone,
+                first_name=first or None,
+                last_name=last or None,
+            )
+            account, _ = await wix.ensure_account(contact_id)
+            _stage_created(
+                engine, connector.name, WIX, account.id, account.balance, str(account.revision)
+            )
+            _new_link(
+                engine,
+                connector.name,
+                _staged(engine, WIX, connector.name, account.id),
+                staged.account_id,
+            )
+            report.created_wix += 1
+            report.external_only -= 1
+
+
+def _staged(engine: Engine, side: str, connector: str, account_id: str) -> StagedAccount:
+    with session_scope(engine) as session:
+        row = session.get(StagedAccount, (side, connector, account_id))
+        assert row is not None
+        return row
+
+
+def _stage_created(
+    engine: Engine, connector: str, side: str, account_id: str, balance: int, revision: str | None
+) -> None:
+    with session_scope(engine) as session:
+        session.merge(
+            StagedAccount(
+                side=side,
+                connector=connector,
+                account_id=account_id,
+                balance=balance,
+                revision=revision,
+            )
+        )
+
+
+def _new_link(engine: Engine, connector: str, wix: StagedAccount, external_id: str) -> None:
+    """A link for a just-created account: bases (0, 0) carry the other side's balance over."""
+    with session_scope(engine) as session:
+        session.add(
+            Link(
+                connector=connector,
+                wix_account_id=wix.account_id,
+                wix_contact_id=wix.contact_id,
+                external_id=external_id,
+                wix_base=0,
+                ext_base=0,
+            )
+        )
+        session.merge(
+            ReconcilePair(
+                connector=connector,
+                wix_account_id=wix.account_id,
+                external_id=external_id,
+                matched_by="created",
+            )
+        )
+
+
+def _link_new_pairs(engine: Engine, connector: str) -> None:
+    """A link, still without bases, for every pair that matching found by a key."""
+    with session_scope(engine) as session:
+        rows = session.execute(
+            text(
+                "SELECT p.wix_account_id, w.contact_id, p.external_id FROM reconcile_pairs p"
+                " JOIN reconcile_accounts w ON w.side = 'wix' AND w.connector = p.connector"
+                "  AND w.account_id = p.wix_account_id"
+                " WHERE p.connector = :c AND p.matched_by NOT IN ('link', 'created')"
+                " AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connector = :c"
+                "  AND (l.wix_account_id = p.wix_account_id OR l.external_id = p.external_id))"
+            ),
+            {"c": connector},
+        ).all()
+        session.add_all(
+            Link(connector=connector, wix_account_id=w, wix_contact_id=c, external_id=x)
+            for w, c, x in rows
+        )
+
+
+def _pairs(engine: Engine, connector: str, *, pending_only: bool = False) -> Iterator[_Pair]:
+    """Every pair with its staged accounts and link, in chunks (keyset on the Wix id)."""
+    after = ""
+    while True:
+        with session_scope(engine) as session:
+            query = (
+                select(ReconcilePair)
+                .where(ReconcilePair.connector == connector)
+                .where(col(ReconcilePair.wix_account_id) > after)
+                .order_by(col(ReconcilePair.wix_account_id))
+                .limit(CHUNK)
+            )
+            if pending_only:
+                query = query.where(col(ReconcilePair.done).is_(False))
+            chunk = session.exec(query).all()
+            batch = [_pair(session, connector, p) for p in chunk]
+        if not chunk:
+            return
+        yield from batch
+        after = chunk[-1].wix_account_id
+
+
+def _pair(session: object, connector: str, pair: ReconcilePair) -> _Pair:
+    from sqlmodel import Session
+
+    assert isinstance(session, Session)
+    wix = session.get(StagedAccount, (WIX, connector, pair.wix_account_id))
+    ext = session.get(StagedAccount, (EXTERNAL, connector, pair.external_id))
+    assert wix is not None and ext is not None
+    link = session.exec(
+        select(Link).where(Link.connector == connector, Link.wix_account_id == pair.wix_account_id)
+    ).first()
+    bases = Bases(link.wix_base, link.ext_base) if link else Bases(None, None)
+    trusted = (
+        link is None
+        or link.wix_base is None
+        or link.updated_at <= min(wix.staged_at, ext.staged_at)
+    )
+    return _Pair(link.id if link else None, wix, ext, pair.matched_by, bases, trusted)
+
+
+def _plan_row(pair: _Pair, policy: Policy) -> PlanRow:
+    plan = decide(pair.bases, pair.wix.balance, pair.ext.balance, policy)
+    kinds = sorted(
+        {a.conflict.value for a in plan.actions if isinstance(a, Absorb) and a.conflict}
+        | {a.kind.value for a in plan.actions if isinstance(a, OpenConflict)}
+    )
+    return PlanRow(
+        wix_account_id=pair.wix.account_id,
+        external_id=pair.ext.account_id,
+        matched_by=pair.matched_by,
+        wix_balance=pair.wix.balance,
+        ext_balance=pair.ext.balance,
+        to_wix=sum(a.delta for a in plan.actions if isinstance(a, AdjustWix)),
+        to_external=sum(a.delta for a in plan.actions if isinstance(a, AdjustExternal)),
+        held=sum(a.amount for a in plan.actions if isinstance(a, Absorb) and a.conflict),
+        conflicts=" ".join(kinds),
+    )
+
+
+def _brake(rows: list[PlanRow], fraction: float) -> str | None:
+    """Refuse a run that would change too many accounts that were already in step."""
+    linked = [r for r in rows if r.matched_by == "link"]
+    changing = [r for r in linked if r.to_wix or r.to_external]
+    if linked and len(changing) / len(linked) > fraction:
+        return (
+            f"the plan changes {len(changing)} of {len(linked)} already-linked accounts, more "
+            f"than sync.max_changed_fraction ({fraction:.0%})"
+        )
+    return None
+
+
+def _summarise(rows: list[PlanRow], report: Report) -> None:
+    for row in rows:
+        report.wix_adjusted += bool(row.to_wix)
+        report.wix_points += row.to_wix
+        report.ext_adjusted += bool(row.to_external)
+        report.ext_points += row.to_external
+        report.unchanged += not (row.to_wix or row.to_external)
+        report.conflicts_opened += len(row.conflicts.split())
+
+
+async def _apply(engine: Engine, applier: Applier, connector: str, report: Report) -> None:
+    pending = list(_pairs(engine, connector, pending_only=True))
+    progress = Progress(f"reconcile {connector}", len(pending))
+    queue: asyncio.Queue[_Pair] = asyncio.Queue()
+    for pair in pending:
+        queue.put_nowait(pair)
+
+    async def worker() -> None:
+        while not queue.empty():
+            pair = queue.get_nowait()
+            await _apply_pair(engine, applier, connector, pair, report)
+            progress.advance()
+
+    try:
+        await asyncio.gather(*(worker() for _ in range(WORKERS)))
+    finally:
+        progress.close()
+
+
+async def _apply_pair(
+    engine: Engine, applier: Applier, connector: str, pair: _Pair, report: Report
+) -> None:
+    link_id = pair.link_id
+    if link_id is None:
+        with session_scope(engine) as session:
+            link = session.exec(
+                select(Link).where(
+                    Link.connector == connector, Link.wix_account_id == pair.wix.account_id
+                )
+            ).one()
+            link_id = link.id
+    assert link_id is not None
+    wix = ext = None
+    if pair.trusted:
+        wix = Account(
+            id=pair.wix.account_id,
+            contact_id=pair.wix.contact_id,
+            balance=pair.wix.balance,
+            revision=int(pair.wix.revision or 0),
+        )
+        ext = ExternalAccount(id=pair.ext.account_id, balance=pair.ext.balance)
+    try:
+        result = await applier.sync(link_id, wix_account=wix, ext_account=ext)
+    except SyncdError as error:
+        report.errors.append(f"link {link_id}: {error}")
+        return
+    report.wix_adjusted += bool(result.wix_writes)
+    report.wix_points += result.wix_points
+    report.ext_adjusted += bool(result.ext_writes)
+    report.ext_points += result.ext_points
+    report.unchanged += not result.changed
+    report.conflicts_opened += result.conflicts
+    report.errors += result.errors
+    with session_scope(engine) as session:
+        row = session.get(ReconcilePair, (connector, pair.wix.account_id))
+        if row is not None:
+            row.done = True
+
+
+def _open_conflicts(engine: Engine, connector: str) -> int:
+    with session_scope(engine) as session:
+        count = session.exec(
+            select(func.count())
+            .select_from(Conflict)
+            .join(Link, col(Link.id) == Conflict.link_id)
+            .where(Link.connector == connector, Conflict.status == ConflictStatus.OPEN)
+        ).one()
+    return int(count)
