@@ -149,9 +149,7 @@ class SquareClient:
         body = await self._call("POST", path, json=payload, account=account_id, write=True)
         return dict(body["event"])
 
-    async def iter_events(
-        self, filter: Json, *, account: str | None = None
-    ) -> AsyncIterator[Json]:
+    async def iter_events(self, filter: Json, *, account: str | None = None) -> AsyncIterator[Json]:
         """Every loyalty event matching `filter`, newest first, page by page."""
         cursor: str | None = None
         while True:

@@ -178,7 +178,9 @@ class SquareConnector(Connector):
         except NotFoundError:
             raise
         except SkipError as error:
-            existing = await self.client.search_all_accounts({"mappings": [{"phone_number": phone}]})
+            existing = await self.client.search_all_accounts(
+                {"mappings": [{"phone_number": phone}]}
+            )
             if not existing:
                 raise
             raise DuplicateError(
@@ -207,7 +209,8 @@ class SquareConnector(Connector):
     async def apply_delta(
         self, account_id: str, delta: int, *, key: str, reason: str
     ) -> WriteResult:
-        """Adjust Points by `delta` with idempotency key `key`; returns the event id."""
+        """Adjust Points by `delta` with idempotency key `key` (1..128 characters, as Square
+        allows); returns the event id. The reason is cut at Square's 3,500 characters."""
         if delta == 0:
             raise ValueError("apply_delta needs a non-zero delta")
         tag = f"syncd:{key}"
@@ -241,7 +244,9 @@ class SquareConnector(Connector):
             raise ValueError(f"not a square change cursor: {cursor!r}") from None
         newest = since
         changed: list[str] = []
-        filter = {"date_time_filter": {"created_at": {"start_at": format_time(since - CHANGES_OVERLAP)}}}
+        filter = {
+            "date_time_filter": {"created_at": {"start_at": format_time(since - CHANGES_OVERLAP)}}
+        }
         async for raw in self.client.iter_events(filter):
             event = LoyaltyEvent.from_wire(raw)
             newest = max(newest, event.created_at)
@@ -265,8 +270,10 @@ class SquareConnector(Connector):
             raise WebhookRejected(f"missing {SIGNATURE_HEADER} header")
         expected = signature(key.get_secret_value(), url, raw_body)
         if not hmac.compare_digest(expected.encode(), given.strip().encode()):
-            raise WebhookRejected("signature does not match (check webhook_signature_key and "
-                                  "that webhook_url is exactly the URL registered at Square)")
+            raise WebhookRejected(
+                "signature does not match (check webhook_signature_key and "
+                "that webhook_url is exactly the URL registered at Square)"
+            )
         return [_parse_event(raw_body)]
 
 
@@ -293,7 +300,8 @@ def _parse_event(raw_body: bytes) -> ExternalEvent:
     event_id, event_type = body.get("event_id"), body.get("type")
     if not isinstance(event_id, str) or not event_id or not isinstance(event_type, str):
         raise WebhookRejected("body has no event_id or type")
-    data = body.get("data") if isinstance(body.get("data"), dict) else {}
+    found = body.get("data")
+    data: Mapping[str, Any] = found if isinstance(found, dict) else {}
     return ExternalEvent(event_id, event_type, _account_id(data))
 
 

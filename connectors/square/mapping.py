@@ -36,9 +36,15 @@ from syncd.errors import (
 Json = dict[str, Any]
 REQUEST_ID_HEADERS = ("x-request-id", "square-request-id")
 FATAL_CODES = frozenset(
-    {"UNAUTHORIZED", "ACCESS_TOKEN_EXPIRED", "ACCESS_TOKEN_REVOKED", "INSUFFICIENT_SCOPES",
-     "FORBIDDEN", "CLIENT_DISABLED"}
-)  # fmt: skip
+    {
+        "UNAUTHORIZED",
+        "ACCESS_TOKEN_EXPIRED",
+        "ACCESS_TOKEN_REVOKED",
+        "INSUFFICIENT_SCOPES",
+        "FORBIDDEN",
+        "CLIENT_DISABLED",
+    }
+)
 FATAL_HINT = (
     "check the connector's access_token (expired, revoked, or missing the LOYALTY_READ, "
     "LOYALTY_WRITE, CUSTOMERS_READ and CUSTOMERS_WRITE permissions)"
@@ -126,7 +132,7 @@ def to_account(loyalty_account: Json, customer: Json | None) -> ExternalAccount:
 
 
 def customer_name(customer: Json | None) -> str | None:
-    """"Given Family" from a Customer, or None when it has neither."""
+    """ "Given Family" from a Customer, or None when it has neither."""
     if not customer:
         return None
     parts = [customer.get("given_name"), customer.get("family_name")]

@@ -52,11 +52,16 @@ def till_activity(
         match kind:
             case "sale":
                 detail = program | {"points": points, "order_id": state.ids.square_id()}
-                events = [state.record(account, "ACCUMULATE_POINTS", points, detail, SQUARE, location)]
+                events = [
+                    state.record(account, "ACCUMULATE_POINTS", points, detail, SQUARE, location)
+                ]
             case "redeem":
                 if account.balance < points:
-                    raise refuse(state.knobs.negative_status, state.knobs.negative_code,
-                                 f"The account has {account.balance} points; {points} needed.")  # fmt: skip
+                    raise refuse(
+                        state.knobs.negative_status,
+                        state.knobs.negative_code,
+                        f"The account has {account.balance} points; {points} needed.",
+                    )
                 reward = state.ids.uuid()
                 created = program | {"reward_id": reward, "points": -points}
                 redeemed = program | {"reward_id": reward, "order_id": state.ids.square_id()}
@@ -66,15 +71,22 @@ def till_activity(
                 ]
             case "adjust":
                 events = [
-                    state.adjust(account_id, points, reason or "Adjusted from the Square Dashboard",
-                                 allow_negative=True, source=SQUARE)  # fmt: skip
+                    state.adjust(
+                        account_id,
+                        points,
+                        reason or "Adjusted from the Square Dashboard",
+                        allow_negative=True,
+                        source=SQUARE,
+                    )
                 ]
             case _:
                 expired = min(points, account.balance)
                 if expired <= 0:
                     raise bad_request("The account has no points to expire.", field="points")
                 detail = program | {"points": -expired}
-                events = [state.record(account, "EXPIRE_POINTS", -expired, detail, SQUARE, location)]
+                events = [
+                    state.record(account, "EXPIRE_POINTS", -expired, detail, SQUARE, location)
+                ]
         return Activity(state.account_wire(account), [e.id for e in events])
 
 
@@ -87,8 +99,12 @@ def seed_customer(
 ) -> Customer:
     """A customer profile made in the dashboard, searchable at once."""
     given, _, family = (name or "").strip().partition(" ")
-    fields = {"email_address": email, "phone_number": phone, "given_name": given or None,
-              "family_name": family.strip() or None}  # fmt: skip
+    fields = {
+        "email_address": email,
+        "phone_number": phone,
+        "given_name": given or None,
+        "family_name": family.strip() or None,
+    }
     with state.lock:
         customer = state.customers.create(
             {k: v for k, v in fields.items() if v}, source="DIRECTORY"
@@ -111,8 +127,12 @@ def seed_account(
         customer = seed_customer(state, email=email, phone=phone, name=name)
         account = state.create_account(state.program_id, phone, seeding=True, customer=customer)
         if balance:
-            detail = {"loyalty_program_id": state.program_id, "points": balance,
-                      "reason": "sandbox seed"}  # fmt: skip
-            state.record(account, "ADJUST_POINTS", balance, detail, SQUARE, state.location_id,
-                         emit=False)  # fmt: skip
+            detail = {
+                "loyalty_program_id": state.program_id,
+                "points": balance,
+                "reason": "sandbox seed",
+            }
+            state.record(
+                account, "ADJUST_POINTS", balance, detail, SQUARE, state.location_id, emit=False
+            )
         return state.account_wire(account)

@@ -97,16 +97,18 @@ class CustomerDirectory:
         email = clean.get("email_address")
         if email is not None and not _EMAIL.match(email):
             raise bad_request(
-                f"Invalid email address `{email}`.", code="INVALID_EMAIL_ADDRESS",
+                f"Invalid email address `{email}`.",
+                code="INVALID_EMAIL_ADDRESS",
                 field="email_address",
-            )  # fmt: skip
+            )
         phone = clean.get("phone_number")
         digits = len(re.sub(r"\D", "", phone or ""))
         if phone is not None and not (_PHONE.match(phone) and 9 <= digits <= 16):
             raise bad_request(
-                f"Invalid phone number `{phone}`.", code="INVALID_PHONE_NUMBER",
+                f"Invalid phone number `{phone}`.",
+                code="INVALID_PHONE_NUMBER",
                 field="phone_number",
-            )  # fmt: skip
+            )
         now = self.clock()
         customer = Customer(
             id=self.ids.square_id(),
@@ -130,7 +132,11 @@ class CustomerDirectory:
     def with_phone(self, phone: str) -> list[Customer]:
         """Customers whose phone is `phone` in E.164, oldest first (no search lag)."""
         wanted = normal_phone(phone)
-        return [c for c in self.customers.values() if normal_phone(c.fields.get("phone_number")) == wanted]
+        return [
+            c
+            for c in self.customers.values()
+            if normal_phone(c.fields.get("phone_number")) == wanted
+        ]
 
     def bulk_retrieve(self, body: Json) -> Json:
         """Bulk Retrieve Customers: `{"responses": {id: {"customer"} | {"errors"}}}`."""
@@ -179,7 +185,9 @@ class CustomerDirectory:
 def _matches(customer: Customer, filter: Json) -> bool:
     for name, condition in filter.items():
         if name in _TEXT_FILTERS:
-            if not _text_matches(name, customer.fields.get(name), obj(condition, f"query.filter.{name}")):
+            if not _text_matches(
+                name, customer.fields.get(name), obj(condition, f"query.filter.{name}")
+            ):
                 return False
         elif name in _TIME_FILTERS:
             moment = customer.created if name == "created_at" else customer.updated
@@ -197,7 +205,8 @@ def _text_matches(name: str, stored: str | None, condition: Json) -> bool:
     fuzzy = text(condition.get("fuzzy"), f"query.filter.{name}.fuzzy")
     if (exact is None) == (fuzzy is None):
         raise bad_request(
-            f"Filter `{name}` needs exactly one of `exact` or `fuzzy`.", field=f"query.filter.{name}"
+            f"Filter `{name}` needs exactly one of `exact` or `fuzzy`.",
+            field=f"query.filter.{name}",
         )
     if not stored:
         return False
@@ -222,8 +231,9 @@ def _sorted(customers: list[Customer], sort: Json) -> list[Customer]:
     field = sort.get("field", "DEFAULT")
     order = sort.get("order", "ASC")
     if field not in ("DEFAULT", "CREATED_AT") or order not in ("ASC", "DESC"):
-        raise bad_request("Unknown sort field or order.", code="INVALID_ENUM_VALUE",
-                          field="query.sort")  # fmt: skip
+        raise bad_request(
+            "Unknown sort field or order.", code="INVALID_ENUM_VALUE", field="query.sort"
+        )
 
     def by_name(c: Customer) -> tuple[Any, ...]:
         given = c.fields.get("given_name", "").lower()
@@ -232,5 +242,6 @@ def _sorted(customers: list[Customer], sort: Json) -> list[Customer]:
     def by_creation(c: Customer) -> tuple[Any, ...]:
         return (c.created, c.seq)
 
-    return sorted(customers, key=by_name if field == "DEFAULT" else by_creation,
-                  reverse=order == "DESC")  # fmt: skip
+    return sorted(
+        customers, key=by_name if field == "DEFAULT" else by_creation, reverse=order == "DESC"
+    )

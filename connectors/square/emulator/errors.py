@@ -8,15 +8,34 @@ from typing import Any
 # ErrorCode enum, which the conformance test checks.
 CODES = frozenset(
     {
-        "BAD_REQUEST", "NOT_FOUND", "CONFLICT", "IDEMPOTENCY_KEY_REUSED",
-        "INVALID_PHONE_NUMBER", "INVALID_EMAIL_ADDRESS", "RATE_LIMITED", "UNAUTHORIZED",
-        "ACCESS_TOKEN_EXPIRED", "VALUE_TOO_HIGH", "VALUE_TOO_LOW", "VALUE_TOO_LONG",
-        "VALUE_TOO_SHORT", "INVALID_CURSOR", "INVALID_TIME", "INVALID_ENUM_VALUE",
-        "MISSING_REQUIRED_PARAMETER", "EXPECTED_JSON_BODY", "EXPECTED_INTEGER",
-        "EXPECTED_STRING", "EXPECTED_OBJECT", "EXPECTED_ARRAY", "EXPECTED_BOOLEAN",
-        "INTERNAL_SERVER_ERROR", "SERVICE_UNAVAILABLE", "GATEWAY_TIMEOUT",
+        "BAD_REQUEST",
+        "NOT_FOUND",
+        "CONFLICT",
+        "IDEMPOTENCY_KEY_REUSED",
+        "INVALID_PHONE_NUMBER",
+        "INVALID_EMAIL_ADDRESS",
+        "RATE_LIMITED",
+        "UNAUTHORIZED",
+        "ACCESS_TOKEN_EXPIRED",
+        "VALUE_TOO_HIGH",
+        "VALUE_TOO_LOW",
+        "VALUE_TOO_LONG",
+        "VALUE_TOO_SHORT",
+        "INVALID_CURSOR",
+        "INVALID_TIME",
+        "INVALID_ENUM_VALUE",
+        "MISSING_REQUIRED_PARAMETER",
+        "EXPECTED_JSON_BODY",
+        "EXPECTED_INTEGER",
+        "EXPECTED_STRING",
+        "EXPECTED_OBJECT",
+        "EXPECTED_ARRAY",
+        "EXPECTED_BOOLEAN",
+        "INTERNAL_SERVER_ERROR",
+        "SERVICE_UNAVAILABLE",
+        "GATEWAY_TIMEOUT",
     }
-)  # fmt: skip
+)
 SERVER_CODES = {500: "INTERNAL_SERVER_ERROR", 503: "SERVICE_UNAVAILABLE", 504: "GATEWAY_TIMEOUT"}
 
 
@@ -34,9 +53,7 @@ def category_for(status: int) -> str:
 class SquareApiError(Exception):
     """A refusal the emulator answers with `status` and a Square error body."""
 
-    def __init__(
-        self, status: int, code: str, detail: str, *, field: str | None = None
-    ) -> None:
+    def __init__(self, status: int, code: str, detail: str, *, field: str | None = None) -> None:
         self.status = status
         self.code = code
         self.detail = detail
@@ -55,7 +72,9 @@ class SquareApiError(Exception):
         return {"errors": [error]}
 
 
-def bad_request(detail: str, *, code: str = "BAD_REQUEST", field: str | None = None) -> SquareApiError:
+def bad_request(
+    detail: str, *, code: str = "BAD_REQUEST", field: str | None = None
+) -> SquareApiError:
     """400 INVALID_REQUEST_ERROR."""
     return SquareApiError(400, code, detail, field=field)
 

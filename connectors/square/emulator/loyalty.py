@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -67,7 +67,6 @@ class LedgerEvent:
     detail: Json
     location_id: str | None = None
     points: int = 0  # the balance change it made (0 for REDEEM_REWARD)
-    extra: Json = field(default_factory=dict)
 
     @property
     def detail_key(self) -> str:
@@ -98,7 +97,7 @@ class LoyaltyState:
         self.reward_tier_id = self.ids.uuid()
 
     def reset(self) -> None:
-        """A fresh seller: a new program, no customers, accounts, events or keys."""
+        """A fresh seller (the program is made again from the id sequence), nothing in it."""
         with self.lock:
             self.customers.reset()
             self.idempotency.reset()
@@ -124,7 +123,10 @@ class LoyaltyState:
                     "points": 100,
                     "name": "$5 off your order",
                     "created_at": created,
-                    "pricing_rule_reference": {"object_id": "SANDBOXPRICINGRULE", "catalog_version": 1},
+                    "pricing_rule_reference": {
+                        "object_id": "SANDBOXPRICINGRULE",
+                        "catalog_version": 1,
+                    },
                 }
             ],
             "terminology": {"one": "Point", "other": "Points"},
@@ -208,11 +210,15 @@ class LoyaltyState:
                     f"A loyalty account is already mapped to {phone}.",
                     "loyalty_account.mapping.phone_number",
                 )
-            enrolled = parse_time(enrolled_at, "loyalty_account.enrolled_at") if enrolled_at else None
+            enrolled = (
+                parse_time(enrolled_at, "loyalty_account.enrolled_at") if enrolled_at else None
+            )
             if customer is None:
                 linked = self.customers.with_phone(phone)
-                customer = linked[0] if linked else self.customers.create(
-                    {"phone_number": phone}, source="LOYALTY"
+                customer = (
+                    linked[0]
+                    if linked
+                    else self.customers.create({"phone_number": phone}, source="LOYALTY")
                 )
             now = self.clock()
             account = Account(
@@ -231,9 +237,14 @@ class LoyaltyState:
             return account
 
     def adjust(
-        self, account_id: str, points: int, reason: str | None, *, allow_negative: bool,
+        self,
+        account_id: str,
+        points: int,
+        reason: str | None,
+        *,
+        allow_negative: bool,
         source: str = API,
-    ) -> LedgerEvent:  # fmt: skip
+    ) -> LedgerEvent:
         """Adjust Points: ADJUST_POINTS of `points` (a negative result only when allowed)."""
         if points == 0:
             raise bad_request("`points` must not be 0.", field="adjust_points.points")

@@ -30,9 +30,17 @@ ACCOUNTS_DEFAULT, ACCOUNTS_MAX = 30, 200
 EVENTS_DEFAULT, EVENTS_MAX = 30, 30
 QUERY_IDS_MAX = 30
 EVENT_TYPES = frozenset(
-    {"ACCUMULATE_POINTS", "CREATE_REWARD", "REDEEM_REWARD", "DELETE_REWARD", "ADJUST_POINTS",
-     "EXPIRE_POINTS", "OTHER", "ACCUMULATE_PROMOTION_POINTS"}
-)  # fmt: skip
+    {
+        "ACCUMULATE_POINTS",
+        "CREATE_REWARD",
+        "REDEEM_REWARD",
+        "DELETE_REWARD",
+        "ADJUST_POINTS",
+        "EXPIRE_POINTS",
+        "OTHER",
+        "ACCUMULATE_PROMOTION_POINTS",
+    }
+)
 Position = tuple[datetime, int]
 
 
@@ -46,7 +54,9 @@ def search_accounts(state: LoyaltyState, body: Json) -> Json:
     if query.get("mappings") is not None and query.get("customer_ids") is not None:
         raise bad_request("Use `mappings` or `customer_ids`, not both.", field="query")
     phones = _phones(query.get("mappings"))
-    customer_ids = string_list(query.get("customer_ids"), "query.customer_ids", maximum=QUERY_IDS_MAX)
+    customer_ids = string_list(
+        query.get("customer_ids"), "query.customer_ids", maximum=QUERY_IDS_MAX
+    )
     query_print = fingerprint(query)
     after = _position(body.get("cursor"), query_print)
 
@@ -59,7 +69,9 @@ def search_accounts(state: LoyaltyState, body: Json) -> Json:
 
     with state.lock:
         ordered = sorted(state.accounts.values(), key=lambda a: (a.created, a.seq))
-        matches = [a for a in ordered if wanted(a) and (after is None or (a.created, a.seq) > after)]
+        matches = [
+            a for a in ordered if wanted(a) and (after is None or (a.created, a.seq) > after)
+        ]
         page = matches[:size]
         answer: Json = {}
         if page:
@@ -103,8 +115,11 @@ def _event_filter(filter: Json, precision: str) -> Any:
         types = string_list(type_filter.get("types"), "query.filter.type_filter.types", maximum=8)
         bad = [t for t in types if t not in EVENT_TYPES]
         if bad:
-            raise bad_request(f"Unknown event type `{bad[0]}`.", code="INVALID_ENUM_VALUE",
-                              field="query.filter.type_filter.types")  # fmt: skip
+            raise bad_request(
+                f"Unknown event type `{bad[0]}`.",
+                code="INVALID_ENUM_VALUE",
+                field="query.filter.type_filter.types",
+            )
     start = end = None
     if filter.get("date_time_filter") is not None:
         where = "query.filter.date_time_filter.created_at"
@@ -117,8 +132,12 @@ def _event_filter(filter: Json, precision: str) -> Any:
     if filter.get("location_filter") is not None:
         location_filter = obj(filter["location_filter"], "query.filter.location_filter")
         locations = string_list(location_filter.get("location_ids"), "location_ids", maximum=30)
-    for name in set(filter) - {"loyalty_account_filter", "type_filter", "date_time_filter",
-                               "location_filter"}:  # fmt: skip
+    for name in set(filter) - {
+        "loyalty_account_filter",
+        "type_filter",
+        "date_time_filter",
+        "location_filter",
+    }:
         raise bad_request(f"Filter `{name}` is not supported by the sandbox.", field=name)
 
     def check(event: LedgerEvent) -> bool:
@@ -146,8 +165,9 @@ def _phones(mappings: Any) -> set[str]:
     phones: set[str] = set()
     for index, mapping in enumerate(mappings):
         where = f"query.mappings[{index}].phone_number"
-        phone = text(obj(mapping, f"query.mappings[{index}]").get("phone_number"), where,
-                     required=True)  # fmt: skip
+        phone = text(
+            obj(mapping, f"query.mappings[{index}]").get("phone_number"), where, required=True
+        )
         phones.add(phone or "")
     return phones
 

@@ -107,7 +107,9 @@ def obj(value: Any, field: str) -> Json:
     return value
 
 
-def text(value: Any, field: str, *, required: bool = False, max_length: int | None = None) -> str | None:
+def text(
+    value: Any, field: str, *, required: bool = False, max_length: int | None = None
+) -> str | None:
     """An optional (or required) string field with an optional length limit."""
     if value is None:
         if required:
@@ -139,7 +141,9 @@ def integer(value: Any, field: str, *, required: bool = False) -> int | None:
             )
         return None
     if isinstance(value, bool) or not isinstance(value, int):
-        raise bad_request(f"Expected an integer at `{field}`.", code="EXPECTED_INTEGER", field=field)
+        raise bad_request(
+            f"Expected an integer at `{field}`.", code="EXPECTED_INTEGER", field=field
+        )
     return value
 
 
@@ -162,8 +166,9 @@ def string_list(value: Any, field: str, *, maximum: int) -> list[str]:
     if value is None:
         return []
     if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-        raise bad_request(f"Expected a list of strings at `{field}`.", code="EXPECTED_ARRAY",
-                          field=field)  # fmt: skip
+        raise bad_request(
+            f"Expected a list of strings at `{field}`.", code="EXPECTED_ARRAY", field=field
+        )
     if len(value) > maximum:
         raise bad_request(
             f"`{field}` holds at most {maximum} items.", code="VALUE_TOO_HIGH", field=field
