@@ -15,8 +15,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +30,7 @@ from syncd.errors import (
     RetriableError,
     SkipError,
 )
+from syncd.remote import request_id, retry_after
 
 Json = dict[str, Any]
 REQUEST_ID_HEADERS = ("x-request-id", "square-request-id")
@@ -67,9 +66,7 @@ def raise_for_response(
         "remote": remote,
         "status": status,
         "code": code,
-        "request_id": next(
-            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
-        ),
+        "request_id": request_id(response, REQUEST_ID_HEADERS),
         "account": account,
     }
     error: RemoteError
@@ -85,22 +82,6 @@ def raise_for_response(
         # IDEMPOTENCY_KEY_REUSED lands here too: the key was sent before with another body.
         error = SkipError(message, **kw)
     raise error
-
-
-def retry_after(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), if present."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment - (time.time() if now is None else now))
 
 
 def _first_error(response: httpx.Response) -> Json:

@@ -1,39 +1,28 @@
 """The Wix REST client: Loyalty accounts, transactions and program, and Contacts.
 
-One `WixClient` per site. Every call spends a token from the site's shared budget, is mapped
-into syncd's error tree, and is retried under one bounded policy when repeating it is safe.
-Adjust Points is not idempotent at Wix, so it is never repeated blind: an answer that leaves its
-effect unknown raises `OutcomeUnknownError` and the caller reads back (transactions by tag).
+One `WixClient` per site, on `syncd.remote.RemoteClient`: every call spends a token from the
+site's shared budget, is mapped into syncd's error tree by `syncd.wix.errors`, and is retried
+as far as that is safe. Adjust Points is not idempotent at Wix, so it is sent `Safety.ONCE`:
+an answer that leaves its effect unknown raises `OutcomeUnknownError` and the caller reads back
+(transactions by tag). Creating contacts and accounts is safe to repeat (duplicates are found).
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import AsyncIterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
-from tenacity import RetryCallState
 
-from syncd import __version__
 from syncd.budget import TokenBucket
-from syncd.errors import (
-    ConflictError,
-    DuplicateError,
-    NotFoundError,
-    OutcomeUnknownError,
-    RateLimitedError,
-    RetriableError,
-)
-from syncd.logs import event, get_logger
+from syncd.errors import ConflictError, DuplicateError, NotFoundError
+from syncd.remote import Json, RemoteClient, Safety
 from syncd.retry import RetryPolicy
 from syncd.settings import WixSettings
 from syncd.wix.auth import make_auth
 from syncd.wix.errors import REMOTE, raise_for_response
 from syncd.wix.models import Account, Contact, Page, PointsChange, Program, Transaction
-
-log = get_logger(__name__)
 
 ACCOUNTS = "/loyalty-accounts/v1/accounts"
 TRANSACTIONS = "/loyalty-transactions/v1/loyalty-transactions"
@@ -42,13 +31,9 @@ CONTACTS = "/contacts/v4/contacts"
 MAX_PAGE = 100
 OLDEST_FIRST = [{"fieldName": "createdDate", "order": "ASC"}]
 DESCRIPTION_MAX = 100
-Json = dict[str, Any]
-
-# Failures after which the request can not have reached Wix: safe to send again, even a write.
-_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
-class WixClient:
+class WixClient(RemoteClient):
     """Async client for one Wix site. Use as `async with WixClient(settings) as wix: ...`."""
 
     def __init__(
@@ -59,46 +44,37 @@ class WixClient:
         budget: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        self.settings = settings
-        self.budget = budget or TokenBucket(settings.requests_per_minute)
-        self._retry = retry or RetryPolicy()
-        self._http = httpx.AsyncClient(
+        super().__init__(
+            remote=REMOTE,
             base_url=settings.base_url,
+            config_key="wix",
+            check=lambda response, account: raise_for_response(response, account=account),
             timeout=settings.timeout_seconds,
+            budget=budget or TokenBucket(settings.requests_per_minute),
+            retry=retry,
             transport=transport,
             auth=make_auth(settings),
-            headers={"user-agent": f"syncd/{__version__}"},
         )
-        self.calls = 0
-        self.rate_limited = 0
-
-    async def __aenter__(self) -> WixClient:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self.aclose()
-
-    async def aclose(self) -> None:
-        await self._http.aclose()
+        self.settings = settings
 
     # -- program -------------------------------------------------------------------------------
 
     async def get_program(self) -> Program:
         """The site's loyalty program (status DRAFT, ACTIVE or PAUSED)."""
-        body = await self._call("GET", PROGRAM)
+        body = await self.call("GET", PROGRAM)
         return Program.from_wire(body.get("loyaltyProgram") or {})
 
     # -- accounts ------------------------------------------------------------------------------
 
     async def get_account(self, account_id: str) -> Account:
         """One account by id; NotFoundError if there is none."""
-        body = await self._call("GET", f"{ACCOUNTS}/{account_id}", account=account_id)
+        body = await self.call("GET", f"{ACCOUNTS}/{account_id}", account=account_id)
         return Account.from_wire(body["account"])
 
     async def get_account_by_contact(self, contact_id: str) -> Account | None:
         """The account of a contact, or None when the contact has none."""
         try:
-            body = await self._call("GET", f"{ACCOUNTS}/fetch-by", params={"contactId": contact_id})
+            body = await self.call("GET", f"{ACCOUNTS}/fetch-by", params={"contactId": contact_id})
         except NotFoundError:
             return None
         return Account.from_wire(body["account"])
@@ -112,7 +88,7 @@ class WixClient:
     ) -> Page[Account]:
         """One page of accounts, oldest first; pass the returned cursor for the next page."""
         query = _paged_query(cursor, filter, limit, sort=OLDEST_FIRST)
-        body = await self._call("POST", f"{ACCOUNTS}/query", json={"query": query})
+        body = await self.call("POST", f"{ACCOUNTS}/query", json={"query": query})
         raw = body.get("loyaltyAccounts", body.get("accounts")) or []
         return _page(body, [Account.from_wire(item) for item in raw])
 
@@ -133,12 +109,12 @@ class WixClient:
             "filter": {"contact.email": {"$eq": email}},
             "cursorPaging": {"limit": MAX_PAGE},
         }
-        body = await self._call("POST", f"{ACCOUNTS}/search", json={"search": search})
+        body = await self.call("POST", f"{ACCOUNTS}/search", json={"search": search})
         raw = body.get("accounts", body.get("loyaltyAccounts")) or []
         return [Account.from_wire(item) for item in raw]
 
     async def count_accounts(self, filter: Mapping[str, Any] | None = None) -> int:
-        body = await self._call("POST", f"{ACCOUNTS}/count", json={"filter": dict(filter or {})})
+        body = await self.call("POST", f"{ACCOUNTS}/count", json={"filter": dict(filter or {})})
         return int(body.get("count", 0))
 
     async def ensure_account(self, contact_id: str) -> tuple[Account, bool]:
@@ -148,7 +124,7 @@ class WixClient:
         the existing account is fetched instead.
         """
         try:
-            body = await self._call("POST", ACCOUNTS, json={"contactId": contact_id})
+            body = await self.call("POST", ACCOUNTS, json={"contactId": contact_id})
         except (ConflictError, DuplicateError):
             existing = await self.get_account_by_contact(contact_id)
             if existing is None:
@@ -168,12 +144,12 @@ class WixClient:
             raise ValueError("adjust_points needs a non-zero amount")
         if not 1 <= len(description) <= DESCRIPTION_MAX:
             raise ValueError(f"description must be 1..{DESCRIPTION_MAX} characters")
-        body = await self._call(
+        body = await self.call(
             "POST",
             f"{ACCOUNTS}/{account_id}/adjust-points",
             json={"amount": amount, "revision": str(revision), "description": description},
             account=account_id,
-            idempotent=False,
+            safety=Safety.ONCE,
         )
         return PointsChange(Account.from_wire(body["account"]), body.get("transactionId"))
 
@@ -190,7 +166,7 @@ class WixClient:
         payload: Json = {"amount": amount, "appId": app_id, "idempotencyKey": idempotency_key}
         if description:
             payload["description"] = description
-        body = await self._call(
+        body = await self.call(
             "POST", f"{ACCOUNTS}/{account_id}/earn-points", json=payload, account=account_id
         )
         return PointsChange(Account.from_wire(body["account"]), body.get("transactionId"))
@@ -206,7 +182,7 @@ class WixClient:
     ) -> Page[Transaction]:
         """One page of ledger entries, oldest first."""
         query = _paged_query(cursor, filter, limit, sort=OLDEST_FIRST)
-        body = await self._call("POST", f"{TRANSACTIONS}/query", json={"query": query})
+        body = await self.call("POST", f"{TRANSACTIONS}/query", json={"query": query})
         raw = body.get("loyaltyTransactions") or []
         return _page(body, [Transaction.from_wire(item) for item in raw])
 
@@ -255,7 +231,7 @@ class WixClient:
         if phone:
             info["phones"] = {"items": [{"phone": phone}]}
         try:
-            body = await self._call("POST", CONTACTS, json={"info": info, "allowDuplicates": False})
+            body = await self.call("POST", CONTACTS, json={"info": info, "allowDuplicates": False})
         except DuplicateError as error:
             if not error.existing_id:
                 raise
@@ -263,7 +239,7 @@ class WixClient:
         return str(body["contact"]["id"]), True
 
     async def get_contact(self, contact_id: str) -> Contact:
-        body = await self._call("GET", f"{CONTACTS}/{contact_id}")
+        body = await self.call("GET", f"{CONTACTS}/{contact_id}")
         return Contact.from_wire(body["contact"])
 
     async def query_contacts(
@@ -273,72 +249,10 @@ class WixClient:
         query: Json = {"paging": {"limit": limit, "offset": offset}}
         if filter:
             query["filter"] = dict(filter)
-        body = await self._call("POST", f"{CONTACTS}/query", json={"query": query})
+        body = await self.call("POST", f"{CONTACTS}/query", json={"query": query})
         contacts = [Contact.from_wire(item) for item in body.get("contacts") or []]
         total = (body.get("pagingMetadata") or {}).get("total")
         return contacts, (int(total) if total is not None else None)
-
-    # -- the one place requests are made -------------------------------------------------------
-
-    async def _call(
-        self,
-        method: str,
-        path: str,
-        *,
-        json: Json | None = None,
-        params: Mapping[str, str] | None = None,
-        account: str | None = None,
-        idempotent: bool = True,
-    ) -> Json:
-        retrying = self._retry.retrying()
-        retrying.before_sleep = _log_retry
-        async for attempt in retrying:
-            with attempt:
-                return await self._send(method, path, json, params, account, idempotent)
-        raise AssertionError("unreachable: tenacity re-raises the last error")
-
-    async def _send(
-        self,
-        method: str,
-        path: str,
-        json: Json | None,
-        params: Mapping[str, str] | None,
-        account: str | None,
-        idempotent: bool,
-    ) -> Json:
-        await self.budget.acquire()
-        self.calls += 1
-        where = f"{method} {path}"
-        try:
-            response = await self._http.request(method, path, json=json, params=params)
-        except _NOT_SENT as exc:
-            raise RetriableError(
-                f"cannot reach {self.settings.base_url} ({_reason(exc)}): "
-                "check wix.base_url and the network",
-                remote=REMOTE,
-            ) from exc
-        except httpx.TransportError as exc:
-            error_type = RetriableError if idempotent else OutcomeUnknownError
-            raise error_type(
-                f"{where}: no answer ({_reason(exc)})", remote=REMOTE, account=account
-            ) from exc
-        try:
-            raise_for_response(response, account=account)
-        except RateLimitedError as error:
-            self.rate_limited += 1
-            self.budget.pause(error.retry_after if error.retry_after is not None else 60.0)
-            raise
-        except RetriableError as error:
-            if idempotent:
-                raise
-            raise OutcomeUnknownError(
-                f"{where}: {error.message}",
-                remote=REMOTE,
-                status=error.status,
-                request_id=error.request_id,
-                account=account,
-            ) from error
-        return response.json() if response.content else {}
 
 
 def _paged_query(
@@ -364,22 +278,4 @@ def _page(body: Json, items: list[Any]) -> Page[Any]:
 def _wire_time(moment: datetime) -> str:
     return (
         moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
-    )
-
-
-def _reason(exc: Exception) -> str:
-    text = str(exc).strip()
-    return text.split(":")[-1].strip() or type(exc).__name__ if text else type(exc).__name__
-
-
-def _log_retry(state: RetryCallState) -> None:
-    error = state.outcome.exception() if state.outcome else None
-    wait = state.next_action.sleep if state.next_action else 0.0
-    event(
-        log,
-        "wix.retry",
-        level=logging.WARNING,
-        attempt=state.attempt_number,
-        wait_seconds=round(wait, 2),
-        error=str(error),
     )

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import email.utils
-import time
 from typing import Any
 
 import httpx
@@ -19,6 +17,7 @@ from syncd.errors import (
     RetriableError,
     SkipError,
 )
+from syncd.remote import request_id, retry_after
 
 REMOTE = "wix"
 REQUEST_ID_HEADERS = ("x-wix-request-id", "x-request-id")
@@ -37,9 +36,7 @@ def raise_for_response(response: httpx.Response, *, account: str | None = None) 
         "remote": REMOTE,
         "status": status,
         "code": code,
-        "request_id": next(
-            (response.headers[h] for h in REQUEST_ID_HEADERS if h in response.headers), None
-        ),
+        "request_id": request_id(response, REQUEST_ID_HEADERS),
         "account": account,
     }
     error: RemoteError
@@ -62,22 +59,6 @@ def raise_for_response(response: httpx.Response, *, account: str | None = None) 
     else:
         error = SkipError(message, **kw)
     raise error
-
-
-def retry_after(response: httpx.Response, *, now: float | None = None) -> float | None:
-    """Seconds to wait from a Retry-After header (delta-seconds or an HTTP date), if present."""
-    value = response.headers.get("retry-after")
-    if not value:
-        return None
-    try:
-        return max(0.0, float(value))
-    except ValueError:
-        pass
-    try:
-        moment = email.utils.parsedate_to_datetime(value).timestamp()
-    except (TypeError, ValueError):
-        return None
-    return max(0.0, moment - (time.time() if now is None else now))
 
 
 def _json(response: httpx.Response) -> dict[str, Any]:

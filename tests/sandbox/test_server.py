@@ -32,8 +32,11 @@ def test_emulator_on_a_real_port_delivers_webhooks_in_the_background() -> None:
             while len(receiver.bodies) < 3 and time.monotonic() < deadline:
                 time.sleep(0.02)
             log = http.get("/_sandbox/webhooks/log").json()
-    assert len(receiver.bodies) == 3
-    assert [a["ok"] for a in log["attempts"]] == [True, True, True]
+    # A slow answer on a loaded machine is retried (as Wix does), so count distinct events.
+    assert len(set(receiver.bodies)) == 3
+    assert {a["event_id"] for a in log["attempts"] if a["ok"]} == {
+        a["event_id"] for a in log["attempts"]
+    }
 
 
 def test_stop_frees_the_port() -> None:
