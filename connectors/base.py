@@ -20,7 +20,7 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar
+from typing import ClassVar, Self
 
 from syncd.settings import ConnectorSettings
 
@@ -109,7 +109,7 @@ class Connector(abc.ABC):
         self.name = settings.name
         self.settings = settings
 
-    async def __aenter__(self) -> Connector:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:
@@ -118,6 +118,11 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release connections."""
+
+    @property
+    def calls(self) -> int:
+        """Requests made to the remote so far (for reports and metrics)."""
+        return 0
 
     @abc.abstractmethod
     def iter_accounts(self, cursor: str | None = None) -> AsyncIterator[AccountPage]:

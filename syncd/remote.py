@@ -20,7 +20,7 @@ import logging
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Self
 
 import httpx
 from tenacity import RetryCallState
@@ -84,7 +84,7 @@ class RemoteClient:
         self.calls = 0
         self.rate_limited = 0
 
-    async def __aenter__(self) -> RemoteClient:
+    async def __aenter__(self) -> Self:
         return self
 
     async def __aexit__(self, *exc: object) -> None:

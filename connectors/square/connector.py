@@ -110,6 +110,10 @@ class SquareConnector(Connector):
     async def aclose(self) -> None:
         await self.client.aclose()
 
+    @property
+    def calls(self) -> int:
+        return self.client.calls
+
     # -- reading -------------------------------------------------------------------------------
 
     async def iter_accounts(self, cursor: str | None = None) -> AsyncIterator[AccountPage]:

@@ -49,7 +49,7 @@ class Report:
     errors: list[str] = field(default_factory=list)
     stopped: str | None = None
     wix_calls: int = 0
-    external_calls: int | None = None
+    external_calls: int = 0
     seconds: float = 0.0
     resumed: bool = False
 
@@ -78,9 +78,7 @@ class Report:
             f"{self.external_only}, linked but gone {self.missing}",
             f"  errors        {len(self.errors)}",
         ]
-        calls = f"wix {self.wix_calls}"
-        if self.external_calls is not None:
-            calls += f", {self.connector} {self.external_calls}"
+        calls = f"wix {self.wix_calls}, {self.connector} {self.external_calls}"
         lines.append(f"  API calls     {calls}; {self.seconds:.1f}s")
         lines += [f"  error: {e}" for e in self.errors[:20]]
         if len(self.errors) > 20:

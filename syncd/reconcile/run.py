@@ -101,7 +101,7 @@ async def reconcile(
     engine: Engine, settings: Settings, wix: WixClient, connector: Connector, options: Options
 ) -> Report:
     started = time.monotonic()
-    calls_before = wix.calls
+    calls_before, ext_calls_before = wix.calls, connector.calls
     report = Report(connector.name, options.dry_run)
     policy = policy_for(settings, connector.settings)
     applier = Applier(Outbox(engine), wix, connector, policy)
@@ -138,7 +138,7 @@ async def reconcile(
         finish_run(engine, connector.name, state)
     report.conflicts_open = _open_conflicts(engine, connector.name)
     report.wix_calls = wix.calls - calls_before
-    report.external_calls = getattr(connector, "calls", None)
+    report.external_calls = connector.calls - ext_calls_before
     report.seconds = time.monotonic() - started
     return report
 
