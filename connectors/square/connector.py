@@ -126,9 +126,10 @@ class SquareConnector(Connector):
             cursor = next_cursor
 
     async def get_account(self, account_id: str) -> ExternalAccount:
-        """One account with its customer's email and name, read fresh."""
-        raw = await self.client.get_account(account_id)
-        return (await self._with_customers([raw]))[0]
+        """One account's balance and phone, read fresh: one call. (Its customer's email and
+        name are not looked up: syncing needs the balance; `iter_accounts` and
+        `find_accounts` carry them.)"""
+        return to_account(await self.client.get_account(account_id), None)
 
     async def find_accounts(self, key: str, value: str) -> list[ExternalAccount]:
         """Accounts whose phone mapping (E.164) or customer email equals `value`."""
@@ -195,7 +196,7 @@ class SquareConnector(Connector):
                 code=error.code,
                 request_id=error.request_id,
             ) from error
-        return (await self._with_customers([raw]))[0]
+        return to_account(raw, None)
 
     async def _ensure_customer(self, email: str, phone: str, name: str | None, key: str) -> None:
         """Make sure a customer has this phone, creating one with the email if none has."""

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 
 from sqlalchemy import text
 from sqlalchemy.engine import Engine
+from sqlmodel import Session
 
 from syncd.reconcile.staging import EXTERNAL, WIX
 from syncd.store.db import session_scope
@@ -51,7 +52,8 @@ def match(engine: Engine, connector: str, match_on: Sequence[str]) -> Matching:
         session.execute(
             text(
                 "INSERT INTO reconcile_pairs (connector, wix_account_id, external_id, matched_by,"
-                " done) SELECT l.connector, l.wix_account_id, l.external_id, 'link', false"
+                " started, done)"
+                " SELECT l.connector, l.wix_account_id, l.external_id, 'link', false, false"
                 " FROM links l"
                 " JOIN reconcile_accounts w ON w.side = 'wix' AND w.connector = l.connector"
                 "  AND w.account_id = l.wix_account_id"
@@ -64,14 +66,7 @@ def match(engine: Engine, connector: str, match_on: Sequence[str]) -> Matching:
         )
         for key in (k for k in match_on if k in KEYS):
             session.execute(text(_pair_by(key)), params | {"key": key})
-        for by, count in session.execute(
-            text(
-                "SELECT matched_by, count(*) FROM reconcile_pairs WHERE connector = :c"
-                " GROUP BY matched_by"
-            ),
-            params,
-        ):
-            result.by[by] = count
+        result.by = pair_counts(session, connector)
         ambiguous: set[tuple[str, str]] = set()
         for key in (k for k in match_on if k in KEYS):
             for side, account_id in session.execute(text(_ambiguous(key)), params):
@@ -98,13 +93,26 @@ def match(engine: Engine, connector: str, match_on: Sequence[str]) -> Matching:
     return result
 
 
+def pair_counts(session: Session, connector: str) -> dict[str, int]:
+    """How many pairs each way of matching made (link, email, phone, created)."""
+    rows = session.execute(
+        text(
+            "SELECT matched_by, count(*) FROM reconcile_pairs WHERE connector = :c"
+            " GROUP BY matched_by"
+        ),
+        {"c": connector},
+    )
+    return {str(by): int(count) for by, count in rows}
+
+
 def _pair_by(key: str) -> str:
     assert key in KEYS
     wix = _UNPAIRED_WIX.format(a="w")
     ext = _UNPAIRED_EXT.format(a="x")
     return (
-        "INSERT INTO reconcile_pairs (connector, wix_account_id, external_id, matched_by, done)"
-        f" SELECT :c, w.account_id, x.account_id, :key, false"
+        "INSERT INTO reconcile_pairs (connector, wix_account_id, external_id, matched_by,"
+        " started, done)"
+        f" SELECT :c, w.account_id, x.account_id, :key, false, false"
         f" FROM reconcile_accounts w JOIN reconcile_accounts x ON x.{key} = w.{key}"
         f" WHERE w.{key} IS NOT NULL AND {wix} AND {ext}"
         f" AND (SELECT count(*) FROM reconcile_accounts w2 WHERE w2.{key} = w.{key}"

@@ -11,6 +11,7 @@ import asyncio
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import func, text
@@ -32,7 +33,7 @@ from syncd.engine.rules import (
 )
 from syncd.errors import PreconditionError, SkipError, SyncdError
 from syncd.progress import Progress
-from syncd.reconcile.matching import Matching, match
+from syncd.reconcile.matching import Matching, match, pair_counts
 from syncd.reconcile.report import PlanRow, Report, write_plan
 from syncd.reconcile.staging import (
     EXTERNAL,
@@ -124,8 +125,10 @@ async def reconcile(
         state.matched, state.phase = True, "applying"
         with session_scope(engine) as session:
             save_state(session, connector.name, state)
-    rows = [_plan_row(pair, policy) for pair in _pairs(engine, connector.name)]
-    report.linked = dict(matching.by)
+    run_started = datetime.fromisoformat(state.started_at)
+    rows = [_plan_row(pair, policy) for pair in _pairs(engine, connector.name, run_started)]
+    with session_scope(engine) as session:
+        report.linked = pair_counts(session, connector.name)
     brake = _brake(rows, settings.sync.max_changed_fraction)
     if brake and not options.force:
         report.stopped = brake + "; check the plan with --dry-run, then run again with --force"
@@ -134,7 +137,7 @@ async def reconcile(
         if options.plan_file:
             write_plan(options.plan_file, rows)
     else:
-        await _apply(engine, applier, connector.name, report)
+        await _apply(engine, applier, connector.name, run_started, report)
         finish_run(engine, connector.name, state)
     report.conflicts_open = _open_conflicts(engine, connector.name)
     report.wix_calls = wix.calls - calls_before
@@ -184,8 +187,8 @@ async def _create_missing(
             except SkipError as error:
                 report.not_created.append(f"wix {account_id}: {error}")
                 continue
+            _new_link(engine, connector.name, staged.account_id, staged.contact_id, made.id)
             _stage_created(engine, connector.name, EXTERNAL, made.id, made.balance, made.version)
-            _new_link(engine, connector.name, staged, made.id)
             report.created_external += 1
             report.wix_only -= 1
     if mode in ("wix", "both"):
@@ -199,14 +202,9 @@ async def _create_missing(
                 last_name=last or None,
             )
             account, _ = await wix.ensure_account(contact_id)
+            _new_link(engine, connector.name, account.id, contact_id, staged.account_id)
             _stage_created(
                 engine, connector.name, WIX, account.id, account.balance, str(account.revision)
-            )
-            _new_link(
-                engine,
-                connector.name,
-                _staged(engine, WIX, connector.name, account.id),
-                staged.account_id,
             )
             report.created_wix += 1
             report.external_only -= 1
@@ -234,14 +232,17 @@ def _stage_created(
         )
 
 
-def _new_link(engine: Engine, connector: str, wix: StagedAccount, external_id: str) -> None:
-    """A link for a just-created account: bases (0, 0) carry the other side's balance over."""
+def _new_link(
+    engine: Engine, connector: str, wix_id: str, contact_id: str | None, external_id: str
+) -> None:
+    """A link for a just-created account: bases (0, 0) carry the other side's balance over.
+    (The new account is staged after this, so its staged balance is known to be current.)"""
     with session_scope(engine) as session:
         session.add(
             Link(
                 connector=connector,
-                wix_account_id=wix.account_id,
-                wix_contact_id=wix.contact_id,
+                wix_account_id=wix_id,
+                wix_contact_id=contact_id,
                 external_id=external_id,
                 wix_base=0,
                 ext_base=0,
@@ -250,7 +251,7 @@ def _new_link(engine: Engine, connector: str, wix: StagedAccount, external_id: s
         session.merge(
             ReconcilePair(
                 connector=connector,
-                wix_account_id=wix.account_id,
+                wix_account_id=wix_id,
                 external_id=external_id,
                 matched_by="created",
             )
@@ -277,7 +278,9 @@ def _link_new_pairs(engine: Engine, connector: str) -> None:
         )
 
 
-def _pairs(engine: Engine, connector: str, *, pending_only: bool = False) -> Iterator[_Pair]:
+def _pairs(
+    engine: Engine, connector: str, run_started: datetime, *, pending_only: bool = False
+) -> Iterator[_Pair]:
     """Every pair with its staged accounts and link, in chunks (keyset on the Wix id)."""
     after = ""
     while True:
@@ -292,29 +295,48 @@ def _pairs(engine: Engine, connector: str, *, pending_only: bool = False) -> Ite
             if pending_only:
                 query = query.where(col(ReconcilePair.done).is_(False))
             chunk = session.exec(query).all()
-            batch = [_pair(session, connector, p) for p in chunk]
+            batch = [_pair(session, connector, p, run_started) for p in chunk]
         if not chunk:
             return
         yield from batch
         after = chunk[-1].wix_account_id
 
 
-def _pair(session: object, connector: str, pair: ReconcilePair) -> _Pair:
+def _trusted(
+    link: Link | None,
+    pair: ReconcilePair,
+    unstaged: bool,
+    staged_at: datetime,
+    run_started: datetime,
+) -> bool:
+    """Whether the staged balances still describe the pair, so no fresh read is needed: true
+    unless its sync already began in this run (a resumed run), or its link moved since the
+    accounts were staged (the daemon synced it meanwhile)."""
+    if unstaged or pair.started:
+        return False
+    if link is None or link.wix_base is None or link.created_at >= run_started:
+        return True  # never synced, or made by this run and not synced yet
+    return link.updated_at <= staged_at
+
+
+def _pair(session: object, connector: str, pair: ReconcilePair, run_started: datetime) -> _Pair:
     from sqlmodel import Session
 
     assert isinstance(session, Session)
     wix = session.get(StagedAccount, (WIX, connector, pair.wix_account_id))
     ext = session.get(StagedAccount, (EXTERNAL, connector, pair.external_id))
-    assert wix is not None and ext is not None
+    unstaged = wix is None or ext is None  # killed between creating an account and staging it
+    wix = wix or StagedAccount(
+        side=WIX, connector=connector, account_id=pair.wix_account_id, balance=0
+    )
+    ext = ext or StagedAccount(
+        side=EXTERNAL, connector=connector, account_id=pair.external_id, balance=0
+    )
     link = session.exec(
         select(Link).where(Link.connector == connector, Link.wix_account_id == pair.wix_account_id)
     ).first()
     bases = Bases(link.wix_base, link.ext_base) if link else Bases(None, None)
-    trusted = (
-        link is None
-        or link.wix_base is None
-        or link.updated_at <= min(wix.staged_at, ext.staged_at)
-    )
+    trusted = _trusted(link, pair, unstaged, min(wix.staged_at, ext.staged_at), run_started)
     return _Pair(link.id if link else None, wix, ext, pair.matched_by, bases, trusted)
 
 
@@ -359,8 +381,10 @@ def _summarise(rows: list[PlanRow], report: Report) -> None:
         report.conflicts_opened += len(row.conflicts.split())
 
 
-async def _apply(engine: Engine, applier: Applier, connector: str, report: Report) -> None:
-    pending = list(_pairs(engine, connector, pending_only=True))
+async def _apply(
+    engine: Engine, applier: Applier, connector: str, run_started: datetime, report: Report
+) -> None:
+    pending = list(_pairs(engine, connector, run_started, pending_only=True))
     progress = Progress(f"reconcile {connector}", len(pending))
     queue: asyncio.Queue[_Pair] = asyncio.Queue()
     for pair in pending:
@@ -391,6 +415,7 @@ async def _apply_pair(
             ).one()
             link_id = link.id
     assert link_id is not None
+    _mark(engine, connector, pair, started=True)
     wix = ext = None
     if pair.trusted:
         wix = Account(
@@ -412,10 +437,15 @@ async def _apply_pair(
     report.unchanged += not result.changed
     report.conflicts_opened += result.conflicts
     report.errors += result.errors
+    _mark(engine, connector, pair, done=True)
+
+
+def _mark(engine: Engine, connector: str, pair: _Pair, **flags: bool) -> None:
     with session_scope(engine) as session:
         row = session.get(ReconcilePair, (connector, pair.wix.account_id))
         if row is not None:
-            row.done = True
+            for name, value in flags.items():
+                setattr(row, name, value)
 
 
 def _open_conflicts(engine: Engine, connector: str) -> int:

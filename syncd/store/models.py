@@ -245,4 +245,6 @@ class ReconcilePair(StoreTable, table=True):
     wix_account_id: str = Field(primary_key=True)
     external_id: str
     matched_by: str
+    started: bool = False
+    """Its sync began in this run: after a crash its staged balances may be stale."""
     done: bool = False

@@ -48,7 +48,7 @@ async def test_rate_limit_is_retried_then_rate_limited(
 ) -> None:
     """429 RATE_LIMITED is retried under the policy, pausing the budget for Retry-After; when
     it persists, RateLimitedError carries retry_after."""
-    seller.knobs.requests_per_minute = 2  # get_account = account + its customer
+    seller.knobs.requests_per_minute = 1  # get_account is one call
     seller.knobs.retry_after = 7
     await square.get_account(seller.accounts()[0]["id"])  # spends the one slot
     started = fake_time.now
@@ -67,7 +67,7 @@ async def test_rate_limit_without_retry_after_waits_a_minute(
     served_settings: SquareSettings, seller: SquareEmulator, fake_time: FakeTime
 ) -> None:
     """No Retry-After (the default): the budget pauses the default minute before retrying."""
-    seller.knobs.requests_per_minute = 2  # get_account = account + its customer
+    seller.knobs.requests_per_minute = 1  # get_account is one call
     budget = TokenBucket(100_000, clock=fake_time.clock, sleep=fake_time.sleep)
     async with SquareConnector(served_settings, budget=budget) as square:
         assert isinstance(square, SquareConnector)

@@ -56,6 +56,7 @@ def upgrade() -> None:
         sa.Column("wix_account_id", sa.String(), nullable=False),
         sa.Column("external_id", sa.String(), nullable=False),
         sa.Column("matched_by", sa.String(), nullable=False),
+        sa.Column("started", sa.Boolean(), nullable=False),
         sa.Column("done", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("connector", "wix_account_id", name="pk_reconcile_pairs"),
         sa.UniqueConstraint(
