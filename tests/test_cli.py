@@ -131,3 +131,27 @@ def test_demo_runs_to_a_clean_end() -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "ledger check: 120 of 120 balances equal" in result.stdout
     assert ", 0 rejected" in result.stdout
+
+
+def test_connector_keys_are_checked_by_their_type(tmp_path: Path) -> None:
+    """A misspelt Square key and an unknown connector type: one line each, exit 2."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(
+        GOOD.replace('access_token = "square-token"', 'acess_token = "square-token"')
+        + '[[connectors]]\nname = "crm"\ntype = "hubspotty"\n'
+    )
+    result = run("check-config", "--config", str(config))
+    assert result.returncode == 2
+    lines = [line for line in result.stderr.splitlines() if line.startswith("syncd: ")]
+    assert "syncd: connectors[0].access_token: required key is missing" in lines
+    assert any(line.startswith("syncd: connectors[0].acess_token: unknown key") for line in lines)
+    assert any("connectors[1].type: unknown connector type 'hubspotty'" in line for line in lines)
+    assert "square-token" not in result.stderr
+
+
+def test_plan_needs_dry_run(tmp_path: Path) -> None:
+    """--plan without --dry-run is a usage error (a real run reports as it applies)."""
+    config = tmp_path / "syncd.toml"
+    config.write_text(GOOD)
+    line = assert_one_line_error(run("--reconcile", "--config", str(config), "--plan", "p.csv"), 2)
+    assert "--plan goes with --dry-run" in line

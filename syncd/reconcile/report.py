@@ -67,7 +67,8 @@ class Report:
             f"{' (resumed)' if self.resumed else ''}",
             f"  accounts      wix {self.wix_accounts}, {self.connector} {self.ext_accounts}",
             f"  linked        {linked} ({how})",
-            f"  created       wix {self.created_wix}, {self.connector} {self.created_external}"
+            f"  {'would create' if self.dry_run else 'created':<13} wix {self.created_wix}, "
+            f"{self.connector} {self.created_external}"
             + (f"; {len(self.not_created)} could not be created" if self.not_created else ""),
             f"  {verb:<13} wix {self.wix_adjusted} ({self.wix_points:+,} points), "
             f"{self.connector} {self.ext_adjusted} ({self.ext_points:+,} points)",

@@ -134,6 +134,7 @@ async def reconcile(
         report.stopped = brake + "; check the plan with --dry-run, then run again with --force"
     elif options.dry_run:
         _summarise(rows, report)
+        _would_create(connector, matching, report)
         if options.plan_file:
             write_plan(options.plan_file, rows)
     else:
@@ -208,6 +209,15 @@ async def _create_missing(
             )
             report.created_wix += 1
             report.external_only -= 1
+
+
+def _would_create(connector: Connector, matching: Matching, report: Report) -> None:
+    """For a dry run: how many accounts `create_missing` would create (at most)."""
+    mode = connector.settings.create_missing
+    if mode in ("wix", "both"):
+        report.created_wix = len(matching.external_only)
+    if mode in ("external", "both") and connector.capabilities.create_accounts:
+        report.created_external = len(matching.wix_only)
 
 
 def _staged(engine: Engine, side: str, connector: str, account_id: str) -> StagedAccount:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import random
 import signal
 import time
+from pathlib import Path
 
 from tests.e2e.conftest import Backfill
 
@@ -75,3 +77,24 @@ def test_killed_at_random_points_converges(backfill: Backfill) -> None:
     assert "errors        0" in final.stdout, final.stdout
     assert backfill.mismatches() == []
     assert all(count == 1 for count in backfill.tag_counts().values()), backfill.tag_counts()
+
+
+def test_dry_run_writes_nothing_and_saves_the_plan(backfill: Backfill, tmp_path: Path) -> None:
+    """--dry-run --plan: a summary and a per-account plan, and no write on either side."""
+    before = backfill.writes()
+    plan = tmp_path / "plan.json"
+    dry = backfill.run("--dry-run", "--plan", str(plan))
+    assert "Traceback" not in dry.stderr, dry.stderr
+    assert backfill.writes() == before
+    assert "dry run: nothing written" in dry.stdout
+    assert "would create  wix 50, shop 50" in dry.stdout
+    rows = json.loads(plan.read_text())
+    assert len(rows) == 380  # the matched pairs; created accounts come with the real run
+    by_wix = {r["wix_account_id"]: r for r in rows}
+    for customer in backfill.shop.of("different"):
+        row = by_wix[customer.wix_id]
+        assert row["to_wix"] == customer.square_balance - customer.wix_balance
+    negative = [by_wix[c.wix_id] for c in backfill.shop.of("negative")]
+    assert all(r["conflicts"] == "negative_balance" for r in negative)
+    real = backfill.run()
+    assert "errors        0" in real.stdout and backfill.mismatches() == []
