@@ -77,9 +77,7 @@ async def _demo(accounts: int, seed: int, out: TextIO) -> int:
     wix_site.activate()
     wix_site.seed_accounts(accounts)
     receiver = Receiver(wix_site.public_key_pem)
-    say.line(
-        "syncd demo: the Wix side of syncd against the bundled sandbox (all on this machine)"
-    )
+    say.line("syncd demo: the Wix side of syncd against the bundled sandbox (all on this machine)")
     with serve_in_thread(receiver.app()) as hooks, serve_in_thread(wix_site.app) as served:
         wix_site.webhooks.url = f"{hooks.url}/webhooks/wix"
         say.step(f"Wix emulator on {served.url}: program ACTIVE, {accounts} customers seeded")

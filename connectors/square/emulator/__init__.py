@@ -53,8 +53,6 @@ lists are left out of search answers.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -65,7 +63,7 @@ from starlette.types import ASGIApp
 from connectors.square.emulator.activity import Activity, seed_account, seed_customer, till_activity
 from connectors.square.emulator.app import build_app
 from connectors.square.emulator.errors import SquareApiError
-from connectors.square.emulator.gate import Gate, Stats
+from connectors.square.emulator.gate import SquareFrontDoor, Stats
 from connectors.square.emulator.knobs import SquareKnobs
 from connectors.square.emulator.loyalty import LoyaltyState, Notification
 from connectors.square.emulator.webhooks import (
@@ -75,8 +73,14 @@ from connectors.square.emulator.webhooks import (
     sign,
 )
 from connectors.square.emulator.wire import IdFactory, Json
-from syncd.clock import utcnow
-from syncd.sandbox.faults import SlidingWindowLimiter
+from syncd.sandbox.emulator import (
+    ENTITY_IDS,
+    EVENT_IDS,
+    REQUEST_IDS,
+    SandboxEmulator,
+    customer_specs,
+)
+from syncd.sandbox.gate import Gate
 
 __all__ = [
     "Activity",
@@ -90,12 +94,16 @@ __all__ = [
     "sign",
 ]
 
-_FIRST = ("Ann", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")
-_LAST = ("Lee", "Moss", "Ng", "Oak", "Park", "Quinn", "Ross", "Sato", "Tran", "Upton")
 
+class SquareEmulator(SandboxEmulator[SquareKnobs]):
+    """One emulated Square seller with Loyalty set up, reached with one access token.
 
-class SquareEmulator:
-    """One emulated Square seller with Loyalty set up, reached with one access token."""
+    `reset()` leaves the seller as first made (same seed, so the same program id) with no
+    customers, accounts, events, idempotency keys, webhooks or stats."""
+
+    state: LoyaltyState
+    stats: Stats
+    webhooks: WebhookDispatcher
 
     def __init__(
         self,
@@ -112,20 +120,17 @@ class SquareEmulator:
         webhook_transport: httpx.AsyncBaseTransport | None = None,
         knobs: SquareKnobs | None = None,
     ) -> None:
+        super().__init__(
+            knobs or SquareKnobs(), SquareKnobs, seed=seed, clock=clock, monotonic=monotonic
+        )
         self.access_token = access_token
-        self.seed = seed
-        self.clock = clock or utcnow
-        if monotonic is None:
-            monotonic = (lambda: self.clock().timestamp()) if clock else time.monotonic
-        self.knobs = knobs or SquareKnobs()
-        self._ids = IdFactory(seed)
-        self._event_ids = IdFactory(seed + 1)
-        self.request_ids = IdFactory(seed + 3)
-        self.reseed(seed)
+        self._ids = self.id_stream(ENTITY_IDS, IdFactory)
+        self._event_ids = self.id_stream(EVENT_IDS, IdFactory)
+        self.request_ids = self.id_stream(REQUEST_IDS, IdFactory)
         self.state = LoyaltyState(self.knobs, self.clock, self._ids, location_id=location_id)
-        self.limiter = SlidingWindowLimiter(self.knobs.requests_per_minute, monotonic)
         self.stats = Stats(self.state.idempotency)
-        self.gate = Gate(self.knobs, lambda: self.access_token, self.limiter, self.stats)
+        door = SquareFrontDoor(self.knobs, lambda: self.access_token)
+        self.gate = Gate(self.knobs, door, self.limiter, self.stats)
         self.webhooks = WebhookDispatcher(
             self.knobs,
             self.clock,
@@ -144,45 +149,12 @@ class SquareEmulator:
         """The id of the seller's loyalty program."""
         return self.state.program_id
 
-    def reseed(self, seed: int) -> None:
-        """Restart every random sequence (ids, faults) from `seed`."""
-        self.seed = seed
-        self._ids.reseed(seed)
-        self._event_ids.reseed(seed + 1)
-        self.request_ids.reseed(seed + 3)
-        self.knobs.faults.rng = random.Random(seed)
-        self.knobs.delivery.rng = random.Random(seed + 2)
-
-    def reset(self, *, knobs: bool = False) -> None:
-        """The seller as first made, nothing in it; `knobs=True` restores default knobs."""
-        if knobs:
-            fresh = SquareKnobs()
-            for name in fresh.__dataclass_fields__:
-                setattr(self.knobs, name, getattr(fresh, name))
-        self.reseed(self.seed)
-        self.state.reset()
-        self.webhooks.reset()
-        self.limiter.reset()
-        self.stats.reset()
-
     # ---- test helpers --------------------------------------------------------------------
 
     def seed_accounts(self, accounts: int | Iterable[dict[str, Any]]) -> list[Json]:
         """Customers with loyalty accounts: `n` generated ones, or from {email, phone, name,
         balance} dicts (a negative balance is allowed). No webhooks."""
-        if isinstance(accounts, int):
-            start = len(self.state.accounts)
-            specs: list[dict[str, Any]] = [
-                {
-                    "name": f"{_FIRST[i % 10]} {_LAST[(i // 10) % 10]}",
-                    "email": f"customer{i + 1}@example.com",
-                    "phone": f"+1415555{i + 1:04d}",
-                    "balance": (i * 37) % 500,
-                }
-                for i in range(start, start + accounts)
-            ]
-        else:
-            specs = list(accounts)
+        specs = customer_specs(accounts, existing=len(self.state.accounts), phone="+1415555{:04d}")
         return [
             seed_account(
                 self.state,

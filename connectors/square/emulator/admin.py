@@ -1,4 +1,5 @@
-"""Sandbox admin routes: no auth, no rate limit, no faults. JSON in, JSON out.
+"""The Square emulator's admin routes: the shared ones (`syncd.sandbox.admin`) and Square's
+own. No auth, no rate limit, no faults. JSON in, JSON out.
 
 GET   /_sandbox/knobs               every knob (see `connectors.square.emulator`), plus "seed"
 PATCH /_sandbox/knobs               partial update, nested: {"faults": {"error_rate": 0.2}}
@@ -30,47 +31,30 @@ GET   /_sandbox/webhooks/log        {"url", "notification_url", "events", "pendi
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from connectors.square.emulator.errors import SquareApiError, bad_request
-from connectors.square.emulator.gate import error_response, read_json
+from connectors.square.emulator.errors import bad_request
+from connectors.square.emulator.gate import read_json
 from connectors.square.emulator.wire import Json, integer, text
-from syncd.sandbox import knobs as knob_tools
+from syncd.sandbox.admin import AdminDialect
+from syncd.sandbox.admin import build_admin_routes as shared_admin_routes
 
 if TYPE_CHECKING:
     from connectors.square.emulator import SquareEmulator
 
-AdminHandler = Callable[[Request], Awaitable[Json]]
+DIALECT = AdminDialect(
+    read_json=read_json,
+    bad_knobs=lambda message: bad_request(message, field="knobs"),
+    read_int=lambda value, field: integer(value, field) or 0,
+)
 
 
 def build_admin_routes(emulator: SquareEmulator) -> list[Route]:
     """The `/_sandbox/...` routes of one emulator."""
     hooks = emulator.webhooks
-
-    async def get_knobs(request: Request) -> Json:
-        return knob_tools.dump(emulator.knobs) | {"seed": emulator.seed}
-
-    async def patch_knobs(request: Request) -> Json:
-        body = await read_json(request)
-        seed = body.pop("seed", None)
-        try:
-            knob_tools.patch(emulator.knobs, body)
-        except knob_tools.KnobError as exc:
-            raise bad_request(str(exc), field="knobs") from exc
-        if seed is not None:
-            emulator.reseed(integer(seed, "seed") or 0)
-        return await get_knobs(request)
-
-    async def reset(request: Request) -> Json:
-        body = await read_json(request)
-        emulator.reset(knobs=body.get("knobs") is True)
-        return {}
 
     async def seed(request: Request) -> Json:
         body = await read_json(request)
@@ -113,9 +97,6 @@ def build_admin_routes(emulator: SquareEmulator) -> list[Route]:
     async def customers(request: Request) -> Json:
         return {"customers": emulator.customers()}
 
-    async def stats(request: Request) -> Json:
-        return emulator.stats.dump()
-
     async def put_webhooks(request: Request) -> Json:
         body = await read_json(request)
         hooks.url = text(body.get("url"), "url")
@@ -126,36 +107,17 @@ def build_admin_routes(emulator: SquareEmulator) -> list[Route]:
             hooks.signature_key = key
         return {"url": hooks.url, "notification_url": hooks.signed_url}
 
-    async def flush(request: Request) -> Json:
-        attempts = await hooks.flush()
-        return {"attempts": [asdict(a) | {"ok": a.ok} for a in attempts]}
-
-    async def log(request: Request) -> Json:
-        return hooks.log()
-
-    def route(method: str, path: str, handler: AdminHandler) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                result = await handler(request)
-            except SquareApiError as error:
-                return error_response(error)
-            return JSONResponse(result)
-
-        return Route(f"/_sandbox/{path}", endpoint, methods=[method])
-
-    return [
-        route("GET", "knobs", get_knobs),
-        route("PATCH", "knobs", patch_knobs),
-        route("POST", "reset", reset),
-        route("POST", "seed", seed),
-        route("POST", "customers", add_customer),
-        route("POST", "activity", activity),
-        route("GET", "program", program),
-        route("GET", "accounts", accounts),
-        route("GET", "events", events),
-        route("GET", "customers", customers),
-        route("GET", "stats", stats),
-        route("PUT", "webhooks", put_webhooks),
-        route("POST", "webhooks/flush", flush),
-        route("GET", "webhooks/log", log),
-    ]
+    return shared_admin_routes(
+        emulator,
+        DIALECT,
+        [
+            ("POST", "seed", seed),
+            ("POST", "customers", add_customer),
+            ("POST", "activity", activity),
+            ("GET", "program", program),
+            ("GET", "accounts", accounts),
+            ("GET", "events", events),
+            ("GET", "customers", customers),
+            ("PUT", "webhooks", put_webhooks),
+        ],
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncd.sandbox.errors import ApiError
+
 # Every code the emulator answers on its own (knobs may add others); each is in the SDK's
 # ErrorCode enum, which the conformance test checks.
 CODES = frozenset(
@@ -50,7 +52,7 @@ def category_for(status: int) -> str:
     return "INVALID_REQUEST_ERROR"
 
 
-class SquareApiError(Exception):
+class SquareApiError(ApiError):
     """A refusal the emulator answers with `status` and a Square error body."""
 
     def __init__(self, status: int, code: str, detail: str, *, field: str | None = None) -> None:

@@ -22,9 +22,10 @@ from starlette.routing import Route
 
 from connectors.square.emulator import search
 from connectors.square.emulator.errors import bad_request
-from connectors.square.emulator.gate import Gate, Handler, read_json
+from connectors.square.emulator.gate import read_json
 from connectors.square.emulator.loyalty import API, LoyaltyState, require_key
 from connectors.square.emulator.wire import Json, e164, fingerprint, integer, obj, text
+from syncd.sandbox.gate import Gate
 
 PROGRAMS = "/v2/loyalty/programs"
 ACCOUNTS = "/v2/loyalty/accounts"
@@ -142,19 +143,16 @@ def build_routes(state: LoyaltyState, gate: Gate) -> list[Route]:
             customer = state.customers.get(request.path_params["customer_id"])
             return {"customer": state.customers.wire(customer)}
 
-    def route(method: str, path: str, handler: Handler) -> Route:
-        return Route(path, gate.endpoint(f"{method} {path}", handler), methods=[method])
-
     return [
-        route("GET", PROGRAMS, list_programs),
-        route("GET", f"{PROGRAMS}/{{program_id}}", get_program),
-        route("POST", f"{ACCOUNTS}/search", search_accounts),
-        route("POST", ACCOUNTS, create_account),
-        route("GET", f"{ACCOUNTS}/{{account_id}}", get_account),
-        route("POST", f"{ACCOUNTS}/{{account_id}}/adjust", adjust),
-        route("POST", f"{EVENTS}/search", search_events),
-        route("POST", f"{CUSTOMERS}/search", search_customers),
-        route("POST", f"{CUSTOMERS}/bulk-retrieve", bulk_retrieve),
-        route("POST", CUSTOMERS, create_customer),
-        route("GET", f"{CUSTOMERS}/{{customer_id}}", get_customer),
+        gate.route("GET", PROGRAMS, list_programs),
+        gate.route("GET", f"{PROGRAMS}/{{program_id}}", get_program),
+        gate.route("POST", f"{ACCOUNTS}/search", search_accounts),
+        gate.route("POST", ACCOUNTS, create_account),
+        gate.route("GET", f"{ACCOUNTS}/{{account_id}}", get_account),
+        gate.route("POST", f"{ACCOUNTS}/{{account_id}}/adjust", adjust),
+        gate.route("POST", f"{EVENTS}/search", search_events),
+        gate.route("POST", f"{CUSTOMERS}/search", search_customers),
+        gate.route("POST", f"{CUSTOMERS}/bulk-retrieve", bulk_retrieve),
+        gate.route("POST", CUSTOMERS, create_customer),
+        gate.route("GET", f"{CUSTOMERS}/{{customer_id}}", get_customer),
     ]

@@ -5,17 +5,15 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
-import random
 import re
-import uuid
-from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from connectors.square.emulator.errors import SquareApiError, bad_request
+from syncd.sandbox import ids
+from syncd.sandbox.wire import Clock as Clock  # re-exported for the model modules
+from syncd.sandbox.wire import Json as Json
 
-Clock = Callable[[], datetime]
-Json = dict[str, Any]
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
 
@@ -48,23 +46,12 @@ def parse_time(value: Any, field: str) -> datetime:
     return parsed.astimezone(UTC)
 
 
-class IdFactory:
-    """Ids from a seeded generator, so a seeded emulator hands out the same ids every run."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-
-    def reseed(self, seed: int) -> None:
-        """Start the sequence again from `seed`."""
-        self._rng.seed(seed)
-
-    def uuid(self) -> str:
-        """A version-4 UUID (loyalty accounts, events, mappings, webhook event ids)."""
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+class IdFactory(ids.IdFactory):
+    """Seeded ids (`syncd.sandbox.ids`), plus Square-style base-32 ones."""
 
     def square_id(self, length: int = 26) -> str:
         """An uppercase base-32 id like Square's customer and location ids."""
-        return "".join(self._rng.choice(_BASE32) for _ in range(length))
+        return self.token(_BASE32, length)
 
 
 def fingerprint(value: Any) -> str:

@@ -60,8 +60,6 @@ writes an EARN transaction per seeded balance and fires no webhooks.
 
 from __future__ import annotations
 
-import random
-import time
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -69,14 +67,14 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp
 
-from syncd.clock import utcnow
-from syncd.sandbox.faults import SlidingWindowLimiter
+from syncd.sandbox.emulator import ENTITY_IDS, EVENT_IDS, SandboxEmulator, customer_specs
+from syncd.sandbox.gate import Gate
 from syncd.sandbox.wix import program
 from syncd.sandbox.wix.app import build_app
 from syncd.sandbox.wix.auth import Credentials, Gatekeeper
 from syncd.sandbox.wix.delivery import DeliveryAttempt, WebhookDispatcher
 from syncd.sandbox.wix.errors import WixApiError
-from syncd.sandbox.wix.gate import Gate, Stats
+from syncd.sandbox.wix.gate import Stats, WixFrontDoor
 from syncd.sandbox.wix.knobs import WixKnobs
 from syncd.sandbox.wix.model import Change
 from syncd.sandbox.wix.site import recalculate, seed_account, site_activity
@@ -95,12 +93,13 @@ __all__ = [
     "WixState",
 ]
 
-_FIRST = ("Ann", "Ben", "Cleo", "Dev", "Eli", "Fay", "Gus", "Hana", "Ivo", "Jun")
-_LAST = ("Lee", "Moss", "Ng", "Oak", "Park", "Quinn", "Ross", "Sato", "Tran", "Upton")
 
-
-class WixEmulator:
+class WixEmulator(SandboxEmulator[WixKnobs]):
     """One emulated Wix site with the Loyalty app installed and one OAuth app."""
+
+    state: WixState
+    stats: Stats
+    webhooks: WebhookDispatcher
 
     def __init__(
         self,
@@ -118,22 +117,16 @@ class WixEmulator:
         private_key_pem: str | None = None,
         knobs: WixKnobs | None = None,
     ) -> None:
-        self.seed = seed
-        self.clock = clock or utcnow
-        if monotonic is None:
-            monotonic = (lambda: self.clock().timestamp()) if clock else time.monotonic
+        super().__init__(knobs or WixKnobs(), WixKnobs, seed=seed, clock=clock, monotonic=monotonic)
         self.credentials = Credentials(site_id, api_key, app_id, app_secret, instance_id)
-        self.knobs = knobs or WixKnobs()
-        self._ids = IdFactory(seed)
-        self._event_ids = IdFactory(seed + 1)
-        self.reseed(seed)
+        self._ids = self.id_stream(ENTITY_IDS, IdFactory)
+        self._event_ids = self.id_stream(EVENT_IDS, IdFactory)
         self.state = WixState(
             self.knobs, self.clock, self._ids, app_id=app_id, program_id=instance_id
         )
         self.gatekeeper = Gatekeeper(self.credentials, self.clock)
-        self.limiter = SlidingWindowLimiter(self.knobs.requests_per_minute, monotonic)
         self.stats = Stats()
-        self.gate = Gate(self.knobs, self.gatekeeper, self.limiter, self.stats)
+        self.gate = Gate(self.knobs, WixFrontDoor(self.gatekeeper), self.limiter, self.stats)
         self.keys = SigningKeys(private_key_pem)
         signer = EventSigner(
             self.keys,
@@ -154,26 +147,11 @@ class WixEmulator:
         """The PEM public key that verifies this emulator's webhooks."""
         return self.keys.public_key_pem
 
-    def reseed(self, seed: int) -> None:
-        """Restart every random sequence (ids, faults) from `seed`."""
-        self.seed = seed
-        self._ids.reseed(seed)
-        self._event_ids.reseed(seed + 1)
-        self.knobs.faults.rng = random.Random(seed)
-        self.knobs.delivery.rng = random.Random(seed + 2)
-
     def reset(self, *, knobs: bool = False) -> None:
-        """An empty site again (program DRAFT); `knobs=True` also restores default knobs."""
-        if knobs:
-            fresh = WixKnobs()
-            for name in fresh.__dataclass_fields__:
-                setattr(self.knobs, name, getattr(fresh, name))
-        self.reseed(self.seed)
-        self.state.reset()
-        self.webhooks.reset()
+        """An empty site again (program DRAFT, no tokens); `knobs=True` also restores default
+        knobs."""
+        super().reset(knobs=knobs)
         self.gatekeeper.reset()
-        self.limiter.reset()
-        self.stats.reset()
 
     def activate(self) -> dict[str, Any]:
         """Set the program ACTIVE (fires program_updated when it changes)."""
@@ -186,20 +164,12 @@ class WixEmulator:
     def seed_accounts(self, accounts: int | Iterable[dict[str, Any]]) -> list[dict[str, Any]]:
         """Create contacts with accounts: `n` generated ones, or from {email, name, phone,
         countryCode, balance} dicts. No program check, no webhooks; balances become EARN rows."""
-        if isinstance(accounts, int):
-            start = len(self.state.accounts)
-            specs: list[dict[str, Any]] = [
-                {
-                    "name": f"{_FIRST[i % 10]} {_LAST[(i // 10) % 10]}",
-                    "email": f"customer{i + 1}@example.com",
-                    "phone": f"(415) 555-{i + 1:04d}",
-                    "countryCode": "US",
-                    "balance": (i * 37) % 500,
-                }
-                for i in range(start, start + accounts)
-            ]
-        else:
-            specs = list(accounts)
+        specs = customer_specs(
+            accounts,
+            existing=len(self.state.accounts),
+            phone="(415) 555-{:04d}",
+            extra={"countryCode": "US"},
+        )
         return [
             seed_account(
                 self.state,

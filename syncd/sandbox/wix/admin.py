@@ -1,4 +1,5 @@
-"""Sandbox admin routes: no auth, no rate limit, no faults. JSON in, JSON out.
+"""The Wix emulator's admin routes: the shared ones (`syncd.sandbox.admin`) and Wix's own.
+No auth, no rate limit, no faults. JSON in, JSON out.
 
 GET   /_sandbox/knobs                 every knob (see `syncd.sandbox.wix`), plus "seed"
 PATCH /_sandbox/knobs                 partial update, nested: {"faults": {"error_rate": 0.2}}
@@ -29,50 +30,34 @@ GET   /_sandbox/webhooks/log          {"url", "events", "pending", "dropped", "a
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
-from syncd.sandbox import knobs as knob_tools
+from syncd.sandbox.admin import AdminDialect
+from syncd.sandbox.admin import build_admin_routes as shared_admin_routes
 from syncd.sandbox.wix import program
-from syncd.sandbox.wix.errors import WixApiError, invalid
-from syncd.sandbox.wix.gate import error_response, read_json
+from syncd.sandbox.wix.errors import invalid
+from syncd.sandbox.wix.gate import read_json
 from syncd.sandbox.wix.site import recalculate, site_activity
 from syncd.sandbox.wix.wire import as_int, optional_str
 
 if TYPE_CHECKING:
     from syncd.sandbox.wix import WixEmulator
 
-AdminHandler = Callable[[Request], Awaitable[Any]]
+DIALECT = AdminDialect(
+    read_json=read_json,
+    bad_knobs=lambda message: invalid("knobs", message),
+    read_int=as_int,
+)
 
 
 def build_admin_routes(emulator: WixEmulator) -> list[Route]:
     """The `/_sandbox/...` routes of one emulator."""
     state = emulator.state
     hooks = emulator.webhooks
-
-    async def get_knobs(request: Request) -> Any:
-        return knob_tools.dump(emulator.knobs) | {"seed": emulator.seed}
-
-    async def patch_knobs(request: Request) -> Any:
-        body = await read_json(request)
-        seed = body.pop("seed", None)
-        try:
-            knob_tools.patch(emulator.knobs, body)
-        except knob_tools.KnobError as exc:
-            raise invalid("knobs", str(exc)) from exc
-        if seed is not None:
-            emulator.reseed(as_int(seed, "seed"))
-        return await get_knobs(request)
-
-    async def reset(request: Request) -> Any:
-        body = await read_json(request)
-        emulator.reset(knobs=body.get("knobs") is True)
-        return {}
 
     async def seed(request: Request) -> Any:
         body = await read_json(request)
@@ -115,9 +100,6 @@ def build_admin_routes(emulator: WixEmulator) -> list[Route]:
         with state.lock:
             return {"contacts": state.contacts.all()}
 
-    async def stats(request: Request) -> Any:
-        return emulator.stats.dump()
-
     async def put_webhooks(request: Request) -> Any:
         body = await read_json(request)
         hooks.url = optional_str(body.get("url"), "url")
@@ -126,37 +108,18 @@ def build_admin_routes(emulator: WixEmulator) -> list[Route]:
     async def public_key(request: Request) -> Response:
         return PlainTextResponse(emulator.public_key_pem)
 
-    async def flush(request: Request) -> Any:
-        attempts = await hooks.flush()
-        return {"attempts": [asdict(a) | {"ok": a.ok} for a in attempts]}
-
-    async def log(request: Request) -> Any:
-        return hooks.log() | {"events": [e.summary() for e in list(hooks.events)]}
-
-    def route(method: str, path: str, handler: AdminHandler) -> Route:
-        async def endpoint(request: Request) -> Response:
-            try:
-                result = await handler(request)
-            except WixApiError as error:
-                return error_response(error)
-            return result if isinstance(result, Response) else JSONResponse(result)
-
-        return Route(f"/_sandbox/{path}", endpoint, methods=[method])
-
-    return [
-        route("GET", "knobs", get_knobs),
-        route("PATCH", "knobs", patch_knobs),
-        route("POST", "reset", reset),
-        route("POST", "seed", seed),
-        route("PUT", "program", put_program),
-        route("POST", "activity", activity),
-        route("POST", "recalculate", recalculation),
-        route("GET", "accounts", accounts),
-        route("GET", "transactions", transactions),
-        route("GET", "contacts", contacts),
-        route("GET", "stats", stats),
-        route("PUT", "webhooks", put_webhooks),
-        route("GET", "webhooks/public-key", public_key),
-        route("POST", "webhooks/flush", flush),
-        route("GET", "webhooks/log", log),
-    ]
+    return shared_admin_routes(
+        emulator,
+        DIALECT,
+        [
+            ("POST", "seed", seed),
+            ("PUT", "program", put_program),
+            ("POST", "activity", activity),
+            ("POST", "recalculate", recalculation),
+            ("GET", "accounts", accounts),
+            ("GET", "transactions", transactions),
+            ("GET", "contacts", contacts),
+            ("PUT", "webhooks", put_webhooks),
+            ("GET", "webhooks/public-key", public_key),
+        ],
+    )

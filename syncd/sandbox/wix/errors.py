@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from syncd.sandbox.errors import ApiError
 
-class WixApiError(Exception):
+
+class WixApiError(ApiError):
     """A refusal the emulator answers with `status` and a Wix error body."""
 
     def __init__(

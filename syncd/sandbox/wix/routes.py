@@ -25,10 +25,11 @@ from typing import Any
 from starlette.requests import Request
 from starlette.routing import Route
 
+from syncd.sandbox.gate import Gate, Handler
 from syncd.sandbox.wix import program, query
 from syncd.sandbox.wix.auth import Gatekeeper
 from syncd.sandbox.wix.errors import WixApiError, invalid
-from syncd.sandbox.wix.gate import Gate, Handler, read_json
+from syncd.sandbox.wix.gate import read_json
 from syncd.sandbox.wix.knobs import WixKnobs
 from syncd.sandbox.wix.state import WixState
 from syncd.sandbox.wix.wire import as_int, optional_str
@@ -42,6 +43,18 @@ BY_CREATION = [{"fieldName": "createdDate", "order": "ASC"}]
 
 def _prefixed(error: query.QueryError, prefix: str) -> WixApiError:
     return invalid(f"{prefix}.{error.field}", error.description, error.rule)
+
+
+def _query_errors_refused(handler: Handler) -> Handler:
+    """The handler with any `QueryError` it lets through answered as Wix's 400."""
+
+    async def refusing(request: Request) -> Any:
+        try:
+            return await handler(request)
+        except query.QueryError as exc:
+            raise invalid(exc.field, exc.description, exc.rule) from exc
+
+    return refusing
 
 
 def build_routes(
@@ -247,9 +260,7 @@ def build_routes(
         return gatekeeper.issue_token(body, knobs.token_ttl_seconds)
 
     def route(method: str, path: str, handler: Handler, *, authenticated: bool = True) -> Route:
-        name = f"{method} {path}"
-        endpoint = gate.endpoint(name, handler, authenticated=authenticated)
-        return Route(path, endpoint, methods=[method], name=name)
+        return gate.route(method, path, _query_errors_refused(handler), authenticated=authenticated)
 
     return [
         route("POST", ACCOUNTS, create_account),

@@ -76,6 +76,11 @@ class WebhookEvent:
     _body: str | None = field(default=None, repr=False)
 
     @property
+    def event_id(self) -> str:
+        """The event's id (`id`), under the name the shared dispatcher logs it by."""
+        return self.id
+
+    @property
     def body(self) -> str:
         """The JWT, signed on first use (so emulators that never deliver never make a key)."""
         if self._body is None:

@@ -1,37 +1,22 @@
-"""Wire helpers shared by the Wix model and routes: dates, ids and integer fields."""
+"""Wire helpers shared by the Wix model and routes: dates, ids and integer fields.
+
+Ids come from the shared seeded `IdFactory` (`syncd.sandbox.ids`); call one for a GUID.
+"""
 
 from __future__ import annotations
 
-import random
-import uuid
-from collections.abc import Callable
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
+from syncd.sandbox.ids import IdFactory as IdFactory  # re-exported for the model modules
+from syncd.sandbox.wire import Clock as Clock
+from syncd.sandbox.wire import utc_millis
 from syncd.sandbox.wix.errors import invalid
-
-Clock = Callable[[], datetime]
 
 
 def iso(moment: datetime) -> str:
     """ISO-8601 in UTC with milliseconds and Z, as Wix writes dates."""
-    utc = moment.astimezone(UTC)
-    return utc.strftime("%Y-%m-%dT%H:%M:%S.") + f"{utc.microsecond // 1000:03d}Z"
-
-
-class IdFactory:
-    """GUIDs from a seeded generator, so a seeded emulator hands out the same ids every run."""
-
-    def __init__(self, seed: int) -> None:
-        self._rng = random.Random(seed)
-
-    def reseed(self, seed: int) -> None:
-        """Start the sequence again from `seed`."""
-        self._rng.seed(seed)
-
-    def __call__(self) -> str:
-        """A new random (version 4) GUID."""
-        return str(uuid.UUID(int=self._rng.getrandbits(128), version=4))
+    return utc_millis(moment)
 
 
 def as_int(value: Any, field: str) -> int:
