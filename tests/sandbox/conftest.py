@@ -3,53 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import httpx
 import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from syncd.sandbox.wix import WixEmulator
+from tests.fakes import ManualClock, Receiver
 
 API_KEY = "test-api-key"
 SITE_ID = "11111111-2222-4333-8444-555555555555"
 HEADERS = {"Authorization": API_KEY, "wix-site-id": SITE_ID}
-
-
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Receiver:
-    """A webhook endpoint that records bodies and answers as scripted."""
-
-    def __init__(self) -> None:
-        self.bodies: list[str] = []
-        self.statuses: list[int] = []  # answers to give, in order; then 200
-        self.delay_seconds = 0.0
-        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-
-    async def _hook(self, request: Request) -> Response:
-        body = (await request.body()).decode()
-        if self.delay_seconds:
-            await anyio.sleep(self.delay_seconds)
-        self.bodies.append(body)
-        status = self.statuses.pop(0) if self.statuses else 200
-        return Response(b"", status_code=status)
 
 
 @pytest.fixture

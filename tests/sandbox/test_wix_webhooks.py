@@ -38,7 +38,7 @@ async def test_adjust_fires_points_updated_and_updated_verifiable_with_the_publi
         json={"amount": 5, "revision": account["revision"]},
     )
     await emulator.webhooks.flush()
-    opened = [open_envelope(b, emulator.public_key_pem) for b in receiver.bodies]
+    opened = [open_envelope(b, emulator.public_key_pem) for b in receiver.texts]
     types = [outer["eventType"] for outer, _ in opened]
     assert types == [
         "wix.loyalty.v1.program_updated",
@@ -70,7 +70,7 @@ async def test_a_tampered_body_fails_verification(
     """Changing the claims and keeping the signature is rejected by PyJWT."""
     emulator.set_program_status("PAUSED")
     await emulator.webhooks.flush()
-    header, _claims, signature = receiver.bodies[-1].split(".")
+    header, _claims, signature = receiver.texts[-1].split(".")
     forged = jwt.utils.base64url_encode(b'{"data":"{}","exp":9999999999}').decode()
     with pytest.raises(jwt.InvalidSignatureError):
         jwt.decode(f"{header}.{forged}.{signature}", emulator.public_key_pem, algorithms=["RS256"])
@@ -88,7 +88,7 @@ async def test_created_event_and_site_side_identity(
     emulator.activity(account["id"], "earn", 10)
     emulator.activity(account["id"], "redeem", 4)
     await emulator.webhooks.flush()
-    opened = [open_envelope(b, emulator.public_key_pem) for b in receiver.bodies]
+    opened = [open_envelope(b, emulator.public_key_pem) for b in receiver.texts]
     created = next(i for o, i in opened if o["eventType"] == "wix.loyalty.v1.account_created")
     assert created["createdEvent"]["entity"]["id"] == account["id"]
     outer, inner = opened[-2]
@@ -103,7 +103,7 @@ async def test_program_updated_carries_the_program(
     """Pausing fires program_updated with the program as updatedEvent.currentEntity."""
     emulator.set_program_status("PAUSED")
     await emulator.webhooks.flush()
-    outer, inner = open_envelope(receiver.bodies[-1], emulator.public_key_pem)
+    outer, inner = open_envelope(receiver.texts[-1], emulator.public_key_pem)
     assert outer["eventType"] == "wix.loyalty.v1.program_updated"
     assert inner["entityFqdn"] == "wix.loyalty.v1.program"
     assert inner["updatedEvent"]["currentEntity"]["status"] == "PAUSED"
@@ -115,7 +115,7 @@ async def test_json_entity_encoding_knob(emulator: WixEmulator, receiver: Receiv
     emulator.knobs.webhook_entity_encoding = "json"
     emulator.set_program_status("PAUSED")
     await emulator.webhooks.flush()
-    _, inner = open_envelope(receiver.bodies[-1], emulator.public_key_pem)
+    _, inner = open_envelope(receiver.texts[-1], emulator.public_key_pem)
     assert json.loads(inner["updatedEvent"]["currentEntityAsJson"])["status"] == "PAUSED"
 
 
@@ -125,10 +125,10 @@ async def test_without_a_url_events_stay_queued(emulator: WixEmulator, receiver:
     emulator.webhooks.url = None
     emulator.set_program_status("PAUSED")
     assert await emulator.webhooks.flush() == []
-    assert len(emulator.webhooks.pending) == 2 and receiver.bodies == []
+    assert len(emulator.webhooks.pending) == 2 and receiver.texts == []
     emulator.webhooks.url = "http://receiver/hook"
     await emulator.webhooks.flush()
-    assert len(receiver.bodies) == 2
+    assert len(receiver.texts) == 2
 
 
 @pytest.mark.anyio
@@ -145,7 +145,7 @@ async def test_non_2xx_answers_are_retried_until_accepted(
         (2, 404, False),
         (3, 200, True),
     ]
-    assert len(set(receiver.bodies)) == 1
+    assert len(set(receiver.texts)) == 1
 
 
 @pytest.mark.anyio
@@ -167,12 +167,12 @@ async def test_drop_and_duplicate_faults(emulator: WixEmulator, receiver: Receiv
     emulator.knobs.delivery.drop_rate = 1.0
     emulator.set_program_status("PAUSED")
     await emulator.webhooks.flush()
-    assert receiver.bodies == [] and len(emulator.webhooks.dropped) == 1
+    assert receiver.texts == [] and len(emulator.webhooks.dropped) == 1
     emulator.knobs.delivery.drop_rate = 0.0
     emulator.knobs.delivery.duplicate_rate = 1.0
     emulator.set_program_status("ACTIVE")
     await emulator.webhooks.flush()
-    assert len(receiver.bodies) == 2 and receiver.bodies[0] == receiver.bodies[1]
+    assert len(receiver.texts) == 2 and receiver.texts[0] == receiver.texts[1]
 
 
 @pytest.mark.anyio
@@ -187,7 +187,7 @@ async def test_reorder_window_shuffles_delivery(
         emulator.set_program_status("ACTIVE")
     emitted = [e.id for e in emulator.webhooks.events]
     await emulator.webhooks.flush()
-    delivered = [open_envelope(b, emulator.public_key_pem)[1]["id"] for b in receiver.bodies]
+    delivered = [open_envelope(b, emulator.public_key_pem)[1]["id"] for b in receiver.texts]
     assert sorted(delivered) == sorted(emitted) and delivered != emitted
 
 
@@ -201,8 +201,8 @@ async def test_resent_events_carry_their_original_time(
     emulator.set_program_status("PAUSED")
     clock.advance(30)
     await emulator.webhooks.flush()
-    assert receiver.bodies[0] == receiver.bodies[1]
-    claims = jwt.decode(receiver.bodies[1], emulator.public_key_pem, algorithms=["RS256"])
+    assert receiver.texts[0] == receiver.texts[1]
+    claims = jwt.decode(receiver.texts[1], emulator.public_key_pem, algorithms=["RS256"])
     assert claims["iat"] == int((clock.now.timestamp()) - 30)
 
 
@@ -214,4 +214,4 @@ async def test_delay_fault_holds_each_delivery(emulator: WixEmulator, receiver: 
     emulator.set_program_status("PAUSED")
     started = time.monotonic()
     await emulator.webhooks.flush()
-    assert time.monotonic() - started >= 0.1 and len(receiver.bodies) == 1
+    assert time.monotonic() - started >= 0.1 and len(receiver.texts) == 1

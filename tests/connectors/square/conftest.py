@@ -9,17 +9,12 @@ from __future__ import annotations
 
 import random
 from collections.abc import AsyncIterator, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from typing import Any
 
-import anyio
 import httpx
 import pytest
 from pydantic import SecretStr
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.routing import Route
 
 from connectors.square.connector import SquareConnector
 from connectors.square.emulator import SquareEmulator
@@ -27,7 +22,7 @@ from connectors.square.settings import SquareSettings
 from syncd.budget import TokenBucket
 from syncd.retry import set_testing
 from syncd.sandbox.server import RunningServer, serve_in_thread
-from tests.fakes import FakeTime
+from tests.fakes import FakeTime, ManualClock, Receiver
 
 TOKEN = "test-square-token"
 SIGNATURE_KEY = "test-signature-key"
@@ -42,38 +37,6 @@ def no_retry_waits() -> Iterator[None]:
     set_testing(True)
     yield
     set_testing(False)
-
-
-class ManualClock:
-    """A clock that only moves when told to."""
-
-    def __init__(self, start: datetime | None = None) -> None:
-        self.now = start or datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += timedelta(seconds=seconds)
-
-
-class Receiver:
-    """A webhook endpoint that records raw bodies and headers and answers as scripted."""
-
-    def __init__(self) -> None:
-        self.bodies: list[bytes] = []
-        self.headers: list[dict[str, str]] = []
-        self.statuses: list[int] = []  # answers to give, in order; then 200
-        self.delay_seconds = 0.0
-        self.app = Starlette(routes=[Route("/hook", self._hook, methods=["POST"])])
-
-    async def _hook(self, request: Request) -> Response:
-        body = await request.body()
-        if self.delay_seconds:
-            await anyio.sleep(self.delay_seconds)
-        self.bodies.append(body)
-        self.headers.append(dict(request.headers))
-        return Response(b"", status_code=self.statuses.pop(0) if self.statuses else 200)
 
 
 class ScriptedRandom(random.Random):
