@@ -59,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
         "sandbox", parents=[common], help="serve the bundled emulators of the vendor APIs"
     )
     sandbox.add_argument("--host", default="127.0.0.1")
-    sandbox.add_argument("--port", type=int, default=9000, help="Wix emulator port (default 9000)")
+    sandbox.add_argument(
+        "--port", type=int, default=9000, help="Wix emulator port; Square's is the next one"
+    )
     sandbox.add_argument("--accounts", type=int, default=25, help="customers to seed (default 25)")
     sandbox.add_argument("--seed", type=int, default=0, help="random seed for data and faults")
     sandbox.add_argument("--webhook-url", help="where the emulator delivers its webhooks")

@@ -129,8 +129,10 @@ def test_demo_runs_to_a_clean_end() -> None:
     """The README's first command: `syncd demo` ends by itself with every check holding."""
     result = run("demo", "--accounts", "120", timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "ledger check: 120 of 120 balances equal" in result.stdout
+    assert "ledger check: 132 of 132 balances equal" in result.stdout  # 12 created from Square
     assert ", 0 rejected" in result.stdout
+    assert "linked        132 (created 12, email 120)" in result.stdout
+    assert "Traceback" not in result.stderr
 
 
 def test_connector_keys_are_checked_by_their_type(tmp_path: Path) -> None:

@@ -12,22 +12,29 @@ from __future__ import annotations
 import asyncio
 import random
 import sys
+import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TextIO
 
 from pydantic import SecretStr
 from starlette.applications import Starlette
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+import connectors
+from connectors.square.emulator import SquareEmulator
 from syncd.clock import utcnow
 from syncd.errors import ConflictError, WebhookRejected
+from syncd.reconcile.keys import phone_key
+from syncd.reconcile.run import Options, reconcile
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
-from syncd.settings import WixSettings
+from syncd.settings import Settings, WixSettings
+from syncd.store.db import open_store
 from syncd.wix.client import WixClient
 from syncd.wix.models import Account
 from syncd.wix.webhooks import load_public_key, verify
@@ -35,6 +42,7 @@ from syncd.wix.webhooks import load_public_key, verify
 SANDBOX_RATE = 6_000  # requests per minute: the sandbox's limit, raised so the demo is quick
 REDEMPTIONS = 20
 TILL_SALES = 10
+TILL_ONLY = 12  # customers known only at the Square till
 
 
 @dataclass
@@ -51,7 +59,11 @@ class Receiver:
 
         async def wix(request: Request) -> Response:
             try:
-                event = verify(await request.body(), key, now=utcnow())
+                body = await request.body()
+            except ClientDisconnect:  # the emulator stopped mid-delivery: it will not retry
+                return Response(status_code=400)
+            try:
+                event = verify(body, key, now=utcnow())
             except WebhookRejected:
                 self.rejected += 1
                 return Response(status_code=401)
@@ -77,7 +89,7 @@ async def _demo(accounts: int, seed: int, out: TextIO) -> int:
     wix_site.activate()
     wix_site.seed_accounts(accounts)
     receiver = Receiver(wix_site.public_key_pem)
-    say.line("syncd demo: the Wix side of syncd against the bundled sandbox (all on this machine)")
+    say.line("syncd demo: Wix and a Square till, both emulated on this machine")
     with serve_in_thread(receiver.app()) as hooks, serve_in_thread(wix_site.app) as served:
         wix_site.webhooks.url = f"{hooks.url}/webhooks/wix"
         say.step(f"Wix emulator on {served.url}: program ACTIVE, {accounts} customers seeded")
@@ -91,6 +103,7 @@ async def _demo(accounts: int, seed: int, out: TextIO) -> int:
         async with WixClient(settings) as wix:
             everyone = await _read_all(wix, say)
             await _play_activity(wix, wix_site, everyone, random.Random(seed), say)
+            backfilled = await _backfill(wix, wix_site, random.Random(seed + 1), say)
             await _await_webhooks(wix_site, receiver)
             say.step(
                 f"webhooks: {len(receiver.seen)} events verified, "
@@ -106,7 +119,7 @@ async def _demo(accounts: int, seed: int, out: TextIO) -> int:
             )
     say.line("next: `syncd sandbox --port 9000` keeps the emulator running for your own tries")
     emitted = {e.id for e in wix_site.webhooks.events} - {e.id for e in wix_site.webhooks.dropped}
-    ok = balanced == total and receiver.rejected == 0 and receiver.seen == emitted
+    ok = backfilled and balanced == total and receiver.rejected == 0 and receiver.seen == emitted
     return 0 if ok else 1
 
 
@@ -159,6 +172,73 @@ async def _carry_sale(wix: WixClient, account: Account, points: int) -> int:
         except ConflictError:
             account = await wix.get_account(account.id)
     raise RuntimeError("the account kept changing under the demo")
+
+
+async def _backfill(
+    wix: WixClient, wix_site: WixEmulator, rng: random.Random, say: _Printer
+) -> bool:
+    """The same customers at a Square till, a third of them with points Wix never saw, and a
+    few only at the till: `syncd --reconcile` links, creates and carries; True when every
+    linked pair ends equal."""
+    square = SquareEmulator(seed=rng.randint(0, 9999))
+    square.knobs.requests_per_minute = SANDBOX_RATE
+    for account in wix_site.state.all_accounts():
+        contact = wix_site.state.contacts.get(account["contactId"])
+        phones = (contact.get("info", {}).get("phones") or {}).get("items", [])
+        phone = phone_key(phones[0].get("phone") if phones else None)
+        balance = int(account["points"]["balance"])
+        if phone:
+            extra = rng.choice((0, 0, rng.randint(5, 120)))  # sales Wix has not heard of
+            square.seed_accounts(
+                [
+                    {
+                        "email": account["contact"].get("email"),
+                        "phone": phone,
+                        "balance": balance + extra,
+                    }
+                ]
+            )
+    square.seed_accounts(
+        [
+            {
+                "email": f"till-only-{i}@example.com",
+                "phone": f"+1628555{i:04d}",
+                "balance": rng.randint(10, 300),
+            }
+            for i in range(TILL_ONLY)
+        ]
+    )
+    with serve_in_thread(square.app) as square_at, tempfile.TemporaryDirectory() as scratch:
+        settings = Settings(
+            database={"url": f"sqlite:///{Path(scratch) / 'syncd.db'}"},
+            wix=wix.settings,
+            connectors=[
+                {
+                    "name": "shop",
+                    "type": "square",
+                    "base_url": square_at.url,
+                    "access_token": square.access_token,
+                    "create_missing": "wix",
+                    "requests_per_minute": SANDBOX_RATE,
+                }
+            ],
+        )
+        [typed] = connectors.typed_settings(settings)
+        engine = open_store(settings.database.url)
+        async with connectors.create(typed) as till:
+            report = await reconcile(engine, settings, wix, till, Options())
+        engine.dispose()
+    say.step(f"backfill from a Square till on {square_at.url} (`syncd --reconcile`):")
+    for line in report.render().splitlines()[1:]:
+        say.line(f"      {line.strip()}")
+    wix_balances = {a["id"]: int(a["points"]["balance"]) for a in wix_site.state.all_accounts()}
+    square_balances = {a["id"]: int(a["balance"]) for a in square.accounts()}
+    every_one_linked = sum(report.linked.values()) == len(square_balances)
+    return (
+        report.clean
+        and every_one_linked
+        and (sum(wix_balances.values()) == sum(square_balances.values()))
+    )
 
 
 async def _await_webhooks(site: WixEmulator, receiver: Receiver, timeout: float = 10.0) -> None:
