@@ -83,11 +83,25 @@ class ReadBackResult:
 
 
 @dataclass(frozen=True)
-class ChangesPage:
-    """Accounts changed since a cursor; `cursor` is where to continue next time."""
+class Change:
+    """One change the remote recorded: its own id (to drop repeats) and the account's."""
 
-    account_ids: list[str]
+    event_id: str
+    account_id: str
+
+
+@dataclass(frozen=True)
+class ChangesPage:
+    """Changes since a cursor, oldest first, leaving out syncd's own writes; `cursor` is where
+    to continue next time (windows may overlap: callers drop repeats by `event_id`)."""
+
+    changes: list[Change]
     cursor: str
+
+    @property
+    def account_ids(self) -> list[str]:
+        """The changed accounts, each once, in the order of their first change."""
+        return list(dict.fromkeys(c.account_id for c in self.changes))
 
 
 @dataclass(frozen=True)

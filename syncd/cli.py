@@ -67,6 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("--webhook-url", help="where the emulator delivers its webhooks")
     sandbox.set_defaults(handler=run_sandbox)
 
+    run = commands.add_parser(
+        "run", parents=[common], help="the daemon: webhooks, polling and workers, until SIGTERM"
+    )
+    run.set_defaults(handler=run_daemon)
+
     reconcile = commands.add_parser(
         "reconcile",
         parents=[common],
@@ -161,6 +166,15 @@ async def _probe_wix(settings: Settings) -> int:
         )
         return EXIT_ERRORS
     return EXIT_OK
+
+
+def run_daemon(args: argparse.Namespace) -> int:
+    from syncd.runtime.daemon import run_daemon as daemon
+
+    settings = load_settings(args.config)
+    if not settings.connectors:
+        raise ConfigError("no [[connectors]] configured: nothing to keep in step with Wix")
+    return asyncio.run(daemon(settings))
 
 
 def run_reconcile(args: argparse.Namespace) -> int:

@@ -122,6 +122,17 @@ class SyncSettings(_Section):
     max_auto_delta: Annotated[int, Field(ge=1)] = 100_000
     max_changed_fraction: Annotated[float, Field(gt=0, le=1)] = 0.5
     poll_interval_seconds: Annotated[int, Field(ge=1, le=86_400)] = 30
+    drift_check_cron: str = "0 3 * * *"
+    """When the daemon re-checks every link for drift (crontab: minute hour day month weekday;
+    "" turns it off)."""
+    workers: Annotated[int, Field(ge=1, le=64)] = 4
+
+    @field_validator("drift_check_cron")
+    @classmethod
+    def _cron(cls, value: str) -> str:
+        if value and len(value.split()) != 5:
+            raise ValueError('needs five fields: minute hour day month weekday (or "" for off)')
+        return value
 
 
 class ServerSettings(_Section):

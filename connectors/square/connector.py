@@ -39,6 +39,7 @@ import httpx
 from connectors.base import (
     AccountPage,
     Capabilities,
+    Change,
     ChangesPage,
     Connector,
     ExternalAccount,
@@ -66,6 +67,7 @@ from syncd.settings import ConnectorSettings
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 READ_BACK_SKEW = timedelta(minutes=5)  # our clock against Square's, and second-truncated stamps
 CHANGES_OVERLAP = timedelta(seconds=5)  # each poll re-reads this much; the caller dedupes
+SYNCD_TAG = "syncd:"  # the prefix of every write syncd makes: a change feed leaves those out
 REASON_MAX = 3500
 NO_PHONE = "square loyalty accounts are keyed by phone; this customer has none"
 _KEYS = uuid.UUID("5b1f8a52-7d0e-4c59-9a57-3c1b6f0d2e11")  # namespace of derived keys
@@ -248,17 +250,16 @@ class SquareConnector(Connector):
         except ValueError:
             raise ValueError(f"not a square change cursor: {cursor!r}") from None
         newest = since
-        changed: list[str] = []
+        changed: list[Change] = []
         filter = {
             "date_time_filter": {"created_at": {"start_at": format_time(since - CHANGES_OVERLAP)}}
         }
         async for raw in self.client.iter_events(filter):
             event = LoyaltyEvent.from_wire(raw)
             newest = max(newest, event.created_at)
-            if event.account_id:
-                changed.append(event.account_id)
-        oldest_first = list(dict.fromkeys(reversed(changed)))
-        return ChangesPage(oldest_first, format_time(newest))
+            if event.account_id and not (event.reason or "").startswith(SYNCD_TAG):
+                changed.append(Change(event.id, event.account_id))
+        return ChangesPage(changed[::-1], format_time(newest))  # Square lists newest first
 
     # -- webhooks ------------------------------------------------------------------------------
 

@@ -247,8 +247,9 @@ async def test_changes_since_none_starts_now(square: SquareConnector) -> None:
 async def test_changes_since_lists_till_and_api_changes_after_the_cursor(
     clock: ManualClock, fake_time: FakeTime
 ) -> None:
-    """Till sales, redemptions and API adjusts after the cursor (less the overlap) are listed
-    oldest first; older events are not; the new cursor is the newest event seen."""
+    """Till sales, redemptions and dashboard adjusts after the cursor (less the overlap) are
+    listed oldest first; syncd's own (tagged) writes and older events are not; the new cursor
+    is the newest event seen."""
     seller = SquareEmulator(access_token=TOKEN, clock=clock)
     accounts = seller.seed_accounts(5)  # balance events at the start time
     clock.advance(60)
@@ -263,9 +264,11 @@ async def test_changes_since_lists_till_and_api_changes_after_the_cursor(
             clock.advance(1)
             seller.activity(redeemed, "redeem", 10)
             clock.advance(1)
-            await square.apply_delta(adjusted, 4, key="op-c", reason="syncd:op-c")
+            seller.activity(adjusted, "adjust", 4)  # the owner, in the dashboard
+            ours = await square.apply_delta(sold, 1, key="op-d", reason="syncd:op-d from wix")
             changes = await square.changes_since(cursor)
             assert changes.account_ids == [sold, redeemed, adjusted]
+            assert ours.remote_id not in {c.event_id for c in changes.changes}
             assert parse_time(changes.cursor) == parse_time(seller.events()[-1]["created_at"])
             again = await square.changes_since(changes.cursor)  # 5 s overlap: seen again
             assert again.account_ids == [sold, redeemed, adjusted]

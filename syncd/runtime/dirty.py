@@ -1,0 +1,150 @@
+"""Dirty links and their leases: the queue between change detection and the workers.
+
+Marking is idempotent and coalesces: many events for one account leave one dirty link. A
+worker *claims* dirty links by taking a lease (owner + expiry) in one statement — safe with
+several workers and several replicas (on PostgreSQL the candidates are locked with SKIP
+LOCKED; SQLite serialises writers) — and *releases* a link when done: it stays dirty if an
+event arrived after the claim, so a change during a sync is never lost. A worker that dies
+leaves a lease that simply expires.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
+from sqlalchemy import and_, or_, select, update
+from sqlalchemy.engine import Engine
+from sqlmodel import col
+
+from syncd.store.db import session_scope
+from syncd.store.models import Link
+
+
+def mark_dirty(
+    engine: Engine,
+    *,
+    now: datetime,
+    wix_account_id: str | None = None,
+    connector: str | None = None,
+    external_id: str | None = None,
+) -> int:
+    """Mark the links of a Wix account (any connector), or of one external account, dirty.
+    Returns how many links that names (0: the account is not linked yet)."""
+    if wix_account_id is not None:
+        where = col(Link.wix_account_id) == wix_account_id
+    elif connector is not None and external_id is not None:
+        where = and_(col(Link.connector) == connector, col(Link.external_id) == external_id)
+    else:
+        raise ValueError("name a Wix account, or a connector and an external account")
+    with session_scope(engine) as session:
+        result = session.execute(update(Link).where(where).values(dirty=True, dirty_since=now))
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_all_dirty(engine: Engine, connector: str, *, now: datetime) -> int:
+    """Every link of a connector (a drift check, or after a missed-webhook window)."""
+    with session_scope(engine) as session:
+        result = session.execute(
+            update(Link).where(col(Link.connector) == connector).values(dirty=True, dirty_since=now)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def claim(
+    engine: Engine,
+    owner: str,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    connector: str | None = None,
+) -> list[int]:
+    """Lease up to `limit` dirty links nobody holds (oldest change first); their ids."""
+    candidates = (
+        select(col(Link.id))
+        .where(col(Link.dirty).is_(True))
+        .where(or_(col(Link.lease_until).is_(None), col(Link.lease_until) < now))
+        .order_by(col(Link.dirty_since))
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    if connector is not None:
+        candidates = candidates.where(col(Link.connector) == connector)
+    with session_scope(engine) as session:
+        ids = [int(i) for i in session.execute(candidates).scalars()]
+        if ids:
+            session.execute(
+                update(Link)
+                .where(col(Link.id).in_(ids))
+                .values(lease_owner=owner, lease_until=now + lease)
+            )
+        return ids
+
+
+def release(
+    engine: Engine, link_id: int, owner: str, *, claimed_at: datetime, synced: bool
+) -> None:
+    """Give the lease back; a synced link is clean unless marked again after `claimed_at`."""
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+    with session_scope(engine) as session:
+        session.execute(
+            update(Link)
+            .where(col(Link.id) == link_id, col(Link.lease_owner) == owner)
+            .values(values)
+        )
+        if synced:
+            session.execute(
+                update(Link)
+                .where(col(Link.id) == link_id)
+                .where(or_(col(Link.dirty_since).is_(None), col(Link.dirty_since) <= claimed_at))
+                .values(dirty=False, dirty_since=None)
+            )
+
+
+def renew(
+    engine: Engine, owner: str, link_ids: list[int], *, now: datetime, lease: timedelta
+) -> None:
+    """Extend the leases this worker still holds (a long sync keeps its link)."""
+    if not link_ids:
+        return
+    with session_scope(engine) as session:
+        session.execute(
+            update(Link)
+            .where(col(Link.id).in_(link_ids), col(Link.lease_owner) == owner)
+            .values(lease_until=now + lease)
+        )
+
+
+def release_dead(engine: Engine, host: str, is_alive: Callable[[int], bool]) -> int:
+    """Free leases left by processes of this host that no longer run (a crash, a restart);
+    other hosts' leases expire on their own. Owners are `host:pid`."""
+    with session_scope(engine) as session:
+        owners = session.execute(
+            select(col(Link.lease_owner)).where(col(Link.lease_owner).like(f"{host}:%")).distinct()
+        ).scalars()
+        dead = [o for o in owners if o and not _alive(o, is_alive)]
+        if not dead:
+            return 0
+        result = session.execute(
+            update(Link)
+            .where(col(Link.lease_owner).in_(dead))
+            .values(lease_owner=None, lease_until=None)
+        )
+        return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def _alive(owner: str, is_alive: Callable[[int], bool]) -> bool:
+    pid = owner.rsplit(":", 1)[-1]
+    return pid.isdigit() and is_alive(int(pid))
+
+
+def backlog(engine: Engine) -> tuple[int, datetime | None]:
+    """How many links are dirty, and since when the oldest one has waited."""
+    from sqlalchemy import func
+
+    with session_scope(engine) as session:
+        count, oldest = session.execute(
+            select(func.count(), func.min(Link.dirty_since)).where(col(Link.dirty).is_(True))
+        ).one()
+        return int(count), oldest

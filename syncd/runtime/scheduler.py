@@ -1,0 +1,62 @@
+"""Every scheduled job of the daemon, in one place (APScheduler 3, on the daemon's event loop).
+
+    poll Wix's ledger                   every sync.poll_interval_seconds
+    poll each connector's change feed   every sync.poll_interval_seconds
+    check the loyalty program's status  every minute (and when Wix says it changed)
+    drift check                         sync.drift_check_cron (every link re-read and re-synced)
+
+Jobs never overlap themselves and a late run is coalesced into one.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.cron import CronTrigger
+
+from syncd.errors import SyncdError
+from syncd.logs import event, get_logger
+
+log = get_logger(__name__)
+Job = Callable[[], Awaitable[object]]
+PROGRAM_CHECK_SECONDS = 60
+
+
+def build_scheduler(
+    *,
+    poll_seconds: int,
+    pollers: dict[str, Job],
+    check_program: Job,
+    drift_check: Job,
+    drift_cron: str,
+) -> AsyncIOScheduler:
+    scheduler = AsyncIOScheduler(
+        job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
+    )
+    for name, poll in pollers.items():
+        scheduler.add_job(
+            _guarded(f"poll.{name}", poll), "interval", seconds=poll_seconds, id=f"poll.{name}"
+        )
+    scheduler.add_job(
+        _guarded("program", check_program), "interval", seconds=PROGRAM_CHECK_SECONDS, id="program"
+    )
+    if drift_cron:
+        scheduler.add_job(
+            _guarded("drift", drift_check), CronTrigger.from_crontab(drift_cron), id="drift"
+        )
+    return scheduler
+
+
+def _guarded(name: str, job: Job) -> Callable[[], Awaitable[None]]:
+    """A job that logs its failure as an event instead of a traceback and lives on."""
+
+    async def run() -> None:
+        try:
+            await job()
+        except SyncdError as error:
+            event(log, "job.failed", level=logging.WARNING, job=name, error=str(error))
+
+    run.__name__ = name
+    return run

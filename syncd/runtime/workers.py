@@ -1,0 +1,130 @@
+"""Workers: lease dirty links and sync each with its connector's applier.
+
+One link is synced by one worker at a time (its lease), however many workers and replicas run.
+Many events for one link coalesce: the link is dirty once, synced once. A sync that fails
+leaves the link dirty, to be retried after its lease has expired.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable, Mapping
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.engine import Engine
+
+from syncd.clock import utcnow
+from syncd.engine.applier import Applier
+from syncd.engine.outbox import Outbox
+from syncd.errors import SyncdError
+from syncd.logs import event, get_logger
+from syncd.runtime.dirty import claim, release, renew
+from syncd.runtime.metrics import Metrics
+
+log = get_logger(__name__)
+LEASE = timedelta(seconds=15)
+RENEW_EVERY = LEASE / 3
+RETRY_AFTER_FAILURE = timedelta(seconds=5)
+IDLE_SECONDS = 0.5
+
+
+class Workers:
+    def __init__(
+        self,
+        engine: Engine,
+        appliers: Mapping[str, Applier],
+        metrics: Metrics,
+        *,
+        owner: str,
+        wake: asyncio.Event,
+        may_write: Callable[[], bool],
+        concurrency: int = 4,
+    ) -> None:
+        self.engine = engine
+        self.outbox = Outbox(engine)
+        self.appliers = appliers
+        self.metrics = metrics
+        self.owner = owner
+        self.wake = wake
+        self.may_write = may_write
+        self.concurrency = concurrency
+        self.in_flight: set[asyncio.Task[None]] = set()
+        self.syncing: set[int] = set()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and sync until `stop` is set; then let the syncs in flight finish."""
+        renewing = asyncio.create_task(self._renew(stop))
+        try:
+            await self._loop(stop)
+        finally:
+            renewing.cancel()
+
+    async def _renew(self, stop: asyncio.Event) -> None:
+        while not stop.is_set() or self.in_flight:
+            await asyncio.sleep(RENEW_EVERY.total_seconds())
+            renew(self.engine, self.owner, list(self.syncing), now=utcnow(), lease=LEASE)
+
+    async def _loop(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            free = self.concurrency - len(self.in_flight)
+            ids: list[int] = []
+            if free > 0 and self.may_write():
+                ids = claim(self.engine, self.owner, now=utcnow(), limit=free, lease=LEASE)
+            for link_id in ids:
+                task = asyncio.create_task(self._sync(link_id))
+                self.in_flight.add(task)
+                task.add_done_callback(self.in_flight.discard)
+            if not ids:
+                self.wake.clear()
+                waits: list[asyncio.Task[Any]] = [
+                    asyncio.create_task(self.wake.wait()),
+                    asyncio.create_task(stop.wait()),
+                    *self.in_flight,
+                ]
+                await asyncio.wait(waits, timeout=IDLE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
+                for waiter in waits[:2]:
+                    waiter.cancel()
+        if self.in_flight:
+            await asyncio.wait(list(self.in_flight))
+
+    async def _sync(self, link_id: int) -> None:
+        claimed_at = utcnow()
+        synced = False
+        self.syncing.add(link_id)
+        connector = "?"
+        try:
+            link = self.outbox.link(link_id)
+            connector = link.connector
+            applier = self.appliers.get(connector)
+            if applier is None:
+                event(
+                    log,
+                    "sync.skipped",
+                    level=logging.WARNING,
+                    link=link_id,
+                    reason=f"connector {connector!r} is not configured",
+                )
+                return
+            result = await applier.sync(link_id)
+            synced = not result.errors
+            self.metrics.inc(
+                "syncd_syncs_total", connector=connector, result="ok" if synced else "error"
+            )
+            if result.wix_writes:
+                self.metrics.inc(
+                    "syncd_writes_total", result.wix_writes, connector=connector, side="wix"
+                )
+            if result.ext_writes:
+                self.metrics.inc(
+                    "syncd_writes_total", result.ext_writes, connector=connector, side="external"
+                )
+            for error in result.errors:
+                event(log, "sync.error", level=logging.WARNING, link=link_id, error=error)
+        except SyncdError as error:
+            self.metrics.inc("syncd_syncs_total", connector=connector, result="error")
+            event(log, "sync.failed", level=logging.WARNING, link=link_id, error=str(error))
+        finally:
+            self.syncing.discard(link_id)
+            release(self.engine, link_id, self.owner, claimed_at=claimed_at, synced=synced)
