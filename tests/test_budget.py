@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import bisect
 
+import anyio
 import pytest
 
-from syncd.budget import TokenBucket
+from syncd.budget import Priority, TokenBucket, spending
 from tests.fakes import FakeTime
 
 
@@ -38,3 +39,35 @@ async def test_pause_holds_every_caller() -> None:
     bucket.pause(30)
     await bucket.acquire()
     assert fake.now - fake.start >= 30
+
+
+@pytest.mark.anyio
+async def test_higher_priority_callers_go_first() -> None:
+    """Callers queued while the budget is paused are served sync, then poll, then backfill —
+    whatever order they arrived in."""
+    now = [0.0]
+
+    async def tick(_seconds: float) -> None:
+        await anyio.sleep(0)  # time moves only when the test moves it
+
+    bucket = TokenBucket(60, clock=lambda: now[0], sleep=tick)  # one a second, burst 1
+    bucket.pause(10)
+    order: list[str] = []
+
+    async def caller(name: str, priority: Priority) -> None:
+        with spending(priority):
+            await bucket.acquire()
+        order.append(name)
+
+    async with anyio.create_task_group() as group:
+        for name, priority in (
+            ("backfill", Priority.BACKFILL),
+            ("poll", Priority.POLL),
+            ("sync", Priority.SYNC),
+        ):
+            group.start_soon(caller, name, priority)
+        for moment in (10.0, 11.1, 12.2):
+            for _ in range(20):
+                await anyio.sleep(0)
+            now[0] = moment
+    assert order == ["sync", "poll", "backfill"]

@@ -20,6 +20,7 @@ from sqlmodel import col, select
 
 import connectors
 from connectors.base import Connector, ExternalAccount
+from syncd.budget import Priority, spending
 from syncd.engine.applier import Applier
 from syncd.engine.outbox import Outbox
 from syncd.engine.rules import (
@@ -99,6 +100,14 @@ async def reconcile_all(settings: Settings, options: Options) -> list[Report]:
 
 
 async def reconcile(
+    engine: Engine, settings: Settings, wix: WixClient, connector: Connector, options: Options
+) -> Report:
+    """One connector's backfill; its requests wait behind live syncs for the API budget."""
+    with spending(Priority.BACKFILL):
+        return await _reconcile(engine, settings, wix, connector, options)
+
+
+async def _reconcile(
     engine: Engine, settings: Settings, wix: WixClient, connector: Connector, options: Options
 ) -> Report:
     started = time.monotonic()

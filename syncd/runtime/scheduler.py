@@ -1,5 +1,8 @@
 """Every scheduled job of the daemon, in one place (APScheduler 3, on the daemon's event loop).
 
+Requests are spent in priority order (`syncd.budget`): link syncs, then polls, then the drift
+check.
+
     poll Wix's ledger                   every sync.poll_interval_seconds
     poll each connector's change feed   every sync.poll_interval_seconds
     check the loyalty program's status  every minute (and when Wix says it changed)
@@ -16,6 +19,7 @@ from collections.abc import Awaitable, Callable
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 
+from syncd.budget import Priority, spending
 from syncd.errors import SyncdError
 from syncd.logs import event, get_logger
 
@@ -37,24 +41,33 @@ def build_scheduler(
     )
     for name, poll in pollers.items():
         scheduler.add_job(
-            _guarded(f"poll.{name}", poll), "interval", seconds=poll_seconds, id=f"poll.{name}"
+            _guarded(f"poll.{name}", poll, Priority.POLL),
+            "interval",
+            seconds=poll_seconds,
+            id=f"poll.{name}",
         )
     scheduler.add_job(
         _guarded("program", check_program), "interval", seconds=PROGRAM_CHECK_SECONDS, id="program"
     )
     if drift_cron:
         scheduler.add_job(
-            _guarded("drift", drift_check), CronTrigger.from_crontab(drift_cron), id="drift"
+            _guarded("drift", drift_check, Priority.BACKFILL),
+            CronTrigger.from_crontab(drift_cron),
+            id="drift",
         )
     return scheduler
 
 
-def _guarded(name: str, job: Job) -> Callable[[], Awaitable[None]]:
-    """A job that logs its failure as an event instead of a traceback and lives on."""
+def _guarded(
+    name: str, job: Job, priority: Priority = Priority.SYNC
+) -> Callable[[], Awaitable[None]]:
+    """A job that spends the API budget at `priority`, and logs its failure as an event
+    instead of a traceback and lives on."""
 
     async def run() -> None:
         try:
-            await job()
+            with spending(priority):
+                await job()
         except SyncdError as error:
             event(log, "job.failed", level=logging.WARNING, job=name, error=str(error))
 
