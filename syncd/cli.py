@@ -72,6 +72,19 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=run_daemon)
 
+    status_command = commands.add_parser(
+        "status", parents=[common], help="links, backlog, outbox and conflicts, from the store"
+    )
+    status_command.add_argument("--json", action="store_true", help="print JSON")
+    status_command.set_defaults(handler=show_status)
+
+    conflicts = commands.add_parser(
+        "conflicts", parents=[common], help="what waits for a person: `syncd conflicts list`"
+    )
+    conflicts.add_argument("action", choices=["list"], help="list the open conflicts")
+    conflicts.add_argument("--json", action="store_true", help="print JSON")
+    conflicts.set_defaults(handler=list_conflicts)
+
     reconcile = commands.add_parser(
         "reconcile",
         parents=[common],
@@ -166,6 +179,61 @@ async def _probe_wix(settings: Settings) -> int:
         )
         return EXIT_ERRORS
     return EXIT_OK
+
+
+def show_status(args: argparse.Namespace) -> int:
+    import json
+
+    from syncd.runtime.overview import overview
+    from syncd.store.db import open_store
+
+    engine = open_store(load_settings(args.config).database.url)
+    try:
+        data = overview(engine)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(data, indent=2))
+        return EXIT_OK
+    print(f"links           {_pairs_text(data['links']) or 'none yet (run syncd --reconcile)'}")
+    print(
+        f"waiting         {data['dirty_links']} links"
+        + (f", oldest change since {data['oldest_unsynced']}" if data["oldest_unsynced"] else "")
+    )
+    print(
+        f"operations      {_pairs_text(data['operations']) or 'none'}"
+        f" ({data['unresolved_operations']} unresolved)"
+    )
+    print(f"conflicts open  {_pairs_text(data['conflicts_open']) or 'none'}")
+    return EXIT_OK
+
+
+def list_conflicts(args: argparse.Namespace) -> int:
+    import json
+
+    from syncd.runtime.overview import open_conflicts
+    from syncd.store.db import open_store
+
+    engine = open_store(load_settings(args.config).database.url)
+    try:
+        rows = open_conflicts(engine)
+    finally:
+        engine.dispose()
+    if args.json:
+        print(json.dumps(rows, indent=2))
+    elif not rows:
+        print("no open conflicts")
+    for row in [] if args.json else rows:
+        print(
+            f"#{row['id']:<5} {row['connector'] or '-':<10} {row['kind']:<17} "
+            f"held {row['amount'] if row['amount'] is not None else '-':>7} "
+            f"on {row['side'] or '-':<8}  {row['detail']}"
+        )
+    return EXIT_OK if not rows else EXIT_ERRORS
+
+
+def _pairs_text(counts: dict[str, int]) -> str:
+    return ", ".join(f"{name} {count}" for name, count in sorted(counts.items()))
 
 
 def run_daemon(args: argparse.Namespace) -> int:

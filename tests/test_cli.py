@@ -157,3 +157,39 @@ def test_plan_needs_dry_run(tmp_path: Path) -> None:
     config.write_text(GOOD)
     line = assert_one_line_error(run("--reconcile", "--config", str(config), "--plan", "p.csv"), 2)
     assert "--plan goes with --dry-run" in line
+
+
+def test_status_and_conflicts_read_the_store(tmp_path: Path) -> None:
+    """`syncd status` and `syncd conflicts list` report from the database, no daemon needed;
+    an open conflict makes `conflicts list` exit 1."""
+    import json
+
+    from syncd.store.db import open_store, session_scope
+    from syncd.store.models import Conflict, Link
+
+    db = tmp_path / "syncd.db"
+    config = tmp_path / "syncd.toml"
+    config.write_text(GOOD.replace('url = "sqlite:///syncd.db"', f'url = "sqlite:///{db}"'))
+    engine = open_store(f"sqlite:///{db}")
+    with session_scope(engine) as session:
+        link = Link(connector="shop", wix_account_id="w1", external_id="x1", dirty=True)
+        session.add(link)
+        session.flush()
+        session.add(
+            Conflict(
+                link_id=link.id,
+                kind="negative_balance",
+                side="external",
+                amount=-20,
+                detail="-50 would take wix from 30 below zero",
+            )
+        )
+    engine.dispose()
+    status = run("status", "--config", str(config), "--json")
+    assert status.returncode == 0, status.stderr
+    data = json.loads(status.stdout)
+    assert data["links"] == {"shop": 1} and data["dirty_links"] == 1
+    assert data["conflicts_open"] == {"shop": 1}
+    listed = run("conflicts", "list", "--config", str(config))
+    assert listed.returncode == 1
+    assert "negative_balance" in listed.stdout and "-20" in listed.stdout

@@ -22,9 +22,8 @@ from functools import partial
 from typing import Any
 
 import uvicorn
-from sqlalchemy import func, text
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
@@ -42,12 +41,12 @@ from syncd.reconcile.run import policy_for
 from syncd.runtime.dirty import backlog, mark_all_dirty, release_dead
 from syncd.runtime.intake import Intake
 from syncd.runtime.metrics import Metrics
+from syncd.runtime.overview import overview
 from syncd.runtime.pollers import poll_connector, poll_wix
 from syncd.runtime.scheduler import Job, build_scheduler
 from syncd.runtime.workers import Workers
 from syncd.settings import Settings
-from syncd.store.db import open_store, session_scope
-from syncd.store.models import Conflict, ConflictStatus, Link
+from syncd.store.db import open_store
 from syncd.wix.client import WixClient
 
 log = get_logger(__name__)
@@ -255,7 +254,7 @@ class Daemon:
         ]
         for name, connector in self.connectors.items():
             samples.append(("syncd_api_calls_total", {"remote": name}, float(connector.calls)))
-        for name, count in open_conflicts(self.engine).items():
+        for name, count in overview(self.engine)["conflicts_open"].items():
             samples.append(("syncd_conflicts_open", {"connector": name}, float(count)))
         return samples
 
@@ -274,42 +273,27 @@ def _pid_alive(pid: int) -> bool:
     return True
 
 
-def open_conflicts(engine: Engine) -> dict[str, int]:
-    with session_scope(engine) as session:
-        rows = session.exec(
-            select(Link.connector, func.count())
-            .select_from(Conflict)
-            .join(Link, col(Link.id) == Conflict.link_id)
-            .where(Conflict.status == ConflictStatus.OPEN)
-            .group_by(Link.connector)
-        ).all()
-    return {str(name): int(count) for name, count in rows}
-
-
 def status(
     engine: Engine, state: DaemonState, wix: WixClient, links: dict[str, Connector]
 ) -> dict[str, Any]:
-    """The /status document (no personal data, no secrets)."""
-    dirty, oldest = backlog(engine)
-    conflicts = open_conflicts(engine)
-    with session_scope(engine) as session:
-        counts = dict(
-            session.exec(select(Link.connector, func.count()).group_by(Link.connector)).all()
-        )
+    """The /status document: the store's overview plus this process's state (no personal
+    data, no secrets)."""
+    store = overview(engine)
     return {
         "version": __version__,
         "started_at": state.started_at.isoformat(),
         "ready": state.recovered and state.program_active and not state.stopping,
         "program": state.program_status,
         "recovered": state.recovered,
-        "dirty_links": dirty,
-        "oldest_unsynced": oldest.isoformat() if oldest else None,
+        "dirty_links": store["dirty_links"],
+        "oldest_unsynced": store["oldest_unsynced"],
+        "unresolved_operations": store["unresolved_operations"],
         "wix": {"api_calls": wix.calls, "rate_limited": wix.rate_limited, "error": state.wix_error},
         "connectors": {
             name: {
                 "type": connector.settings.type,
-                "links": int(counts.get(name, 0)),
-                "conflicts_open": conflicts.get(name, 0),
+                "links": store["links"].get(name, 0),
+                "conflicts_open": store["conflicts_open"].get(name, 0),
                 "api_calls": connector.calls,
             }
             for name, connector in links.items()
