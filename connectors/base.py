@@ -146,6 +146,11 @@ class Connector(abc.ABC):
     async def get_account(self, account_id: str) -> ExternalAccount:
         """One account, read fresh. NotFoundError when it does not exist."""
 
+    async def describe_account(self, account_id: str) -> ExternalAccount:
+        """One account with its match keys (email, phone, name) filled in where the system
+        has them — for matching a new customer; may cost more calls than `get_account`."""
+        return await self.get_account(account_id)
+
     @abc.abstractmethod
     async def find_accounts(self, key: str, value: str) -> list[ExternalAccount]:
         """Accounts whose `key` ("email" or "phone", E.164) equals `value`; may be several."""

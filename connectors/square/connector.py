@@ -133,6 +133,11 @@ class SquareConnector(Connector):
         `find_accounts` carry them.)"""
         return to_account(await self.client.get_account(account_id), None)
 
+    async def describe_account(self, account_id: str) -> ExternalAccount:
+        """The account with its customer's email and name (two calls)."""
+        raw = await self.client.get_account(account_id)
+        return (await self._with_customers([raw]))[0]
+
     async def find_accounts(self, key: str, value: str) -> list[ExternalAccount]:
         """Accounts whose phone mapping (E.164) or customer email equals `value`."""
         if key == "phone":

@@ -40,6 +40,7 @@ from syncd.logs import event, get_logger
 from syncd.reconcile.run import policy_for
 from syncd.runtime.dirty import backlog, mark_all_dirty, release_dead
 from syncd.runtime.intake import Intake
+from syncd.runtime.matcher import Matcher
 from syncd.runtime.metrics import Metrics
 from syncd.runtime.overview import overview
 from syncd.runtime.pollers import poll_connector, poll_wix
@@ -109,6 +110,7 @@ class Daemon:
             settings.wix.webhook_public_key,
             on_program_event=self._program_changed,
         )
+        self.matcher = Matcher(engine, wix, links)
         self.metrics.gauge(self._gauges)
         self._background: set[asyncio.Future[None]] = set()
 
@@ -180,7 +182,10 @@ class Daemon:
             self.wake.set()
 
     def _pollers(self) -> dict[str, Job]:
-        pollers: dict[str, Job] = {"wix": partial(poll_wix, self.engine, self.wix, self.metrics)}
+        pollers: dict[str, Job] = {
+            "wix": partial(poll_wix, self.engine, self.wix, self.metrics),
+            "new-accounts": self.matcher.run,
+        }
         for name, connector in self.connectors.items():
             pollers[name] = partial(poll_connector, self.engine, connector, self.metrics)
         return pollers

@@ -17,8 +17,9 @@ from sqlalchemy import and_, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
+from syncd.clock import utcnow
 from syncd.store.db import session_scope
-from syncd.store.models import Link
+from syncd.store.models import InboxEvent, Link
 
 
 def mark_dirty(
@@ -40,6 +41,16 @@ def mark_dirty(
     with session_scope(engine) as session:
         result = session.execute(update(Link).where(where).values(dirty=True, dirty_since=now))
         return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_processed(engine: Engine, source: str, event_id: str) -> None:
+    """The inbox event is dealt with; unprocessed ones name accounts still to be matched."""
+    with session_scope(engine) as session:
+        session.execute(
+            update(InboxEvent)
+            .where(col(InboxEvent.source) == source, col(InboxEvent.event_id) == event_id)
+            .values(processed_at=utcnow())
+        )
 
 
 def mark_all_dirty(engine: Engine, connector: str, *, now: datetime) -> int:

@@ -22,7 +22,7 @@ from connectors.base import Connector
 from syncd.clock import utcnow
 from syncd.errors import WebhookRejected
 from syncd.logs import event, get_logger
-from syncd.runtime.dirty import mark_dirty
+from syncd.runtime.dirty import mark_dirty, mark_processed
 from syncd.runtime.metrics import Metrics
 from syncd.store.db import session_scope
 from syncd.store.models import InboxEvent
@@ -107,7 +107,8 @@ class Intake:
         else:
             linked = mark_dirty(self.engine, now=now, connector=side, external_id=account_id)
         if linked:
-            self.wake.set()
+            mark_processed(self.engine, source, event_id)
+        self.wake.set()  # a linked account to sync, or a new one for the matcher
 
     def _refused(self, source: str, response: Response) -> Response:
         self.metrics.inc("syncd_webhooks_rejected_total", source=source)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import IntegrityError
 from connectors.base import Connector
 from syncd.clock import utcnow
 from syncd.engine.outbox import TAG_PREFIX
-from syncd.runtime.dirty import mark_dirty
+from syncd.runtime.dirty import mark_dirty, mark_processed
 from syncd.runtime.metrics import Metrics
 from syncd.store.db import session_scope, upsert
 from syncd.store.models import Cursor, InboxEvent
@@ -55,7 +55,8 @@ async def poll_wix(engine: Engine, wix: WixClient, metrics: Metrics) -> int:
             continue  # our own write: its link's bases already account for it
         if _first_time(engine, "wix.poll", entry.id, entry.type, entry.account_id):
             found += 1
-            mark_dirty(engine, now=utcnow(), wix_account_id=entry.account_id)
+            if mark_dirty(engine, now=utcnow(), wix_account_id=entry.account_id):
+                mark_processed(engine, "wix.poll", entry.id)
     if newest > watermark:
         write_cursor(engine, WIX_CURSOR, newest.isoformat())
     metrics.inc("syncd_polled_changes_total", found, source="wix")
@@ -74,9 +75,10 @@ async def poll_connector(engine: Engine, connector: Connector, metrics: Metrics)
             engine, f"{connector.name}.poll", change.event_id, "change", change.account_id
         ):
             found += 1
-            mark_dirty(
+            if mark_dirty(
                 engine, now=utcnow(), connector=connector.name, external_id=change.account_id
-            )
+            ):
+                mark_processed(engine, f"{connector.name}.poll", change.event_id)
     write_cursor(engine, name, page.cursor)
     metrics.inc("syncd_polled_changes_total", found, source=connector.name)
     return found

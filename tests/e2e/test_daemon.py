@@ -46,6 +46,7 @@ base_url = "{square_url}"
 access_token = "{square_token}"
 webhook_signature_key = "{signature_key}"
 webhook_url = "{hook}"
+create_missing = "wix"
 requests_per_minute = 100000
 timeout_seconds = 2.0
 """
@@ -258,3 +259,34 @@ def test_sigkill_mid_traffic_loses_and_doubles_nothing(live: Live) -> None:
         live.start_daemon()
     live.converge()
     assert all(count == 1 for count in live.tag_counts().values()), live.tag_counts()
+
+
+def test_new_customers_are_linked_as_they_appear(live: Live) -> None:
+    """A customer new at the till gets a Wix account with their points; one known only at the
+    till who signs up online is linked by email and takes the till's balance (initial policy
+    external) — all while the daemon runs."""
+    live.start_daemon()
+    [walk_in] = live.square.seed_accounts(
+        [{"email": "walk-in@example.com", "phone": "+14158880001", "balance": 0}]
+    )
+    live.square.activity(walk_in["id"], "sale", 30)
+    [regular] = live.square.seed_accounts(
+        [{"email": "regular@example.com", "phone": "+14158880002", "balance": 75}]
+    )
+    [signed_up] = live.wix.seed_accounts([{"email": "regular@example.com", "balance": 0}])
+    live.wix.activity(signed_up["id"], "earn", 5)  # the sign-up bonus fires the webhook
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        wix = {
+            a["contact"].get("email"): int(a["points"]["balance"])
+            for a in live.wix.state.all_accounts()
+        }
+        if wix.get("walk-in@example.com") == 30 and wix.get("regular@example.com") == 75:
+            break
+        time.sleep(0.2)
+    else:
+        raise AssertionError(
+            f"not linked: {wix.get('walk-in@example.com')}, {wix.get('regular@example.com')}"
+        )
+    assert int(live.square.account(regular["id"])["balance"]) == 75
+    assert all(count == 1 for count in live.tag_counts().values())
