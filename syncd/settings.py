@@ -10,6 +10,7 @@ is how container secrets are mounted; relative paths are taken from the config f
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import tomllib
@@ -39,6 +40,7 @@ from syncd.errors import ConfigError
 from syncd.keys import load_public_key
 
 CONFIG_ENV = "SYNCD_CONFIG"
+CONNECTORS_ENV = "SYNCD_CONNECTORS"
 _SECRET_NAME = re.compile(r"(token|secret|password|api_key|signature_key)$")
 _ENVIRON: ContextVar[Mapping[str, str]] = ContextVar("syncd_environ")
 
@@ -48,8 +50,13 @@ class _GivenEnvSource(EnvSettingsSource):
 
     def _load_env_vars(self) -> Mapping[str, str | None]:
         given = _ENVIRON.get(os.environ)
-        # `*_FILE` variables name secret files; `_env_secret_files` reads them instead.
-        plain = {k: v for k, v in given.items() if not k.upper().endswith("_FILE")}
+        # `*_FILE` variables name secret files (`_env_secret_files` reads them) and
+        # SYNCD_CONNECTORS is parsed by `_env_connectors`, which resolves their `*_file` keys.
+        plain = {
+            k: v
+            for k, v in given.items()
+            if not k.upper().endswith("_FILE") and k.upper() != CONNECTORS_ENV
+        }
         return parse_env_vars(plain, self.case_sensitive)
 
 
@@ -213,6 +220,10 @@ def load_settings(
         data = _deep_merge(data, _read_toml(file))
         base_dir = file.parent
     data = _resolve_secret_files(data, base_dir)
+    if env.get(CONNECTORS_ENV):
+        data["connectors"] = _resolve_secret_files(
+            {"connectors": _env_connectors(env[CONNECTORS_ENV])}, base_dir
+        )["connectors"]
     token = _ENVIRON.set(env)
     try:
         return Settings(**_deep_merge(data, _env_secret_files(env, base_dir)))
@@ -226,6 +237,20 @@ def masked(settings: Settings) -> dict[str, Any]:
     """The settings as plain data with every secret replaced by '********'."""
     dumped: dict[str, Any] = _mask(settings.model_dump(mode="python", exclude_none=True))
     return dumped
+
+
+def _env_connectors(text: str) -> list[Any]:
+    """SYNCD_CONNECTORS: the `[[connectors]]` tables as a JSON list (replacing the file's)."""
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ConfigError(
+            f"{CONNECTORS_ENV}: not valid JSON ({exc.msg} at character {exc.pos}): give a JSON "
+            'list such as [{"name": "shop", "type": "square", "access_token_file": "..."}]'
+        ) from None
+    if not isinstance(value, list):
+        raise ConfigError(f"{CONNECTORS_ENV}: must be a JSON list of connector tables")
+    return value
 
 
 def _read_toml(file: Path) -> dict[str, Any]:

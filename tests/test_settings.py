@@ -153,3 +153,20 @@ def test_secret_values_never_in_errors(tmp_path: Path) -> None:
     text = GOOD.replace('api_key = "key-in-file"', "api_key = 12345678")
     found = problems(write(tmp_path, text))
     assert not any("12345678" in line for line in found)
+
+
+def test_connectors_from_the_environment_with_secret_files(tmp_path: Path) -> None:
+    """SYNCD_CONNECTORS (JSON) replaces the file's connectors; its *_file keys are read."""
+    token = tmp_path / "square_token"
+    token.write_text("from-a-mounted-file\n")
+    tables = f'[{{"name": "till", "type": "square", "access_token_file": "{token}"}}]'
+    settings = load_settings(write(tmp_path, GOOD), environ={"SYNCD_CONNECTORS": tables})
+    [connector] = settings.connectors
+    assert connector.name == "till"
+    assert connector.model_dump()["access_token"] == "from-a-mounted-file"
+
+
+def test_connectors_environment_must_be_json(tmp_path: Path) -> None:
+    """Malformed SYNCD_CONNECTORS is one line saying what to give."""
+    [line] = problems(write(tmp_path, GOOD), {"SYNCD_CONNECTORS": "[{name: shop}]"})
+    assert line.startswith("SYNCD_CONNECTORS: not valid JSON")

@@ -13,11 +13,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime, timedelta
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import col
 
-from syncd.clock import utcnow
 from syncd.store.db import session_scope
 from syncd.store.models import InboxEvent, Link
 
@@ -32,25 +32,68 @@ def mark_dirty(
 ) -> int:
     """Mark the links of a Wix account (any connector), or of one external account, dirty.
     Returns how many links that names (0: the account is not linked yet)."""
-    if wix_account_id is not None:
-        where = col(Link.wix_account_id) == wix_account_id
-    elif connector is not None and external_id is not None:
-        where = and_(col(Link.connector) == connector, col(Link.external_id) == external_id)
-    else:
-        raise ValueError("name a Wix account, or a connector and an external account")
+    where = _links_of(wix_account_id, connector, external_id)
     with session_scope(engine) as session:
         result = session.execute(update(Link).where(where).values(dirty=True, dirty_since=now))
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def mark_processed(engine: Engine, source: str, event_id: str) -> None:
-    """The inbox event is dealt with; unprocessed ones name accounts still to be matched."""
-    with session_scope(engine) as session:
-        session.execute(
-            update(InboxEvent)
-            .where(col(InboxEvent.source) == source, col(InboxEvent.event_id) == event_id)
-            .values(processed_at=utcnow())
-        )
+def record_change(
+    engine: Engine,
+    *,
+    source: str,
+    event_id: str,
+    event_type: str,
+    now: datetime,
+    wix_account_id: str | None = None,
+    connector: str | None = None,
+    external_id: str | None = None,
+) -> str:
+    """Store a change event once and mark its link dirty, in ONE transaction (so a crash
+    between the two cannot leave an event stored whose link was never marked).
+
+    Returns "duplicate" (seen before: nothing done), "linked" (its link is dirty now) or
+    "unlinked" (kept unprocessed in the inbox, for the matcher of new accounts)."""
+    account = wix_account_id if wix_account_id is not None else external_id
+    try:
+        with session_scope(engine) as session:
+            session.add(
+                InboxEvent(
+                    source=source,
+                    event_id=event_id,
+                    event_type=event_type,
+                    entity_id=account,
+                    received_at=now,
+                )
+            )
+            session.flush()
+            if account is None:
+                return "unlinked"
+            result = session.execute(
+                update(Link)
+                .where(_links_of(wix_account_id, connector, external_id))
+                .values(dirty=True, dirty_since=now)
+            )
+            if not result.rowcount:  # type: ignore[attr-defined]
+                return "unlinked"
+            session.execute(
+                update(InboxEvent)
+                .where(col(InboxEvent.source) == source, col(InboxEvent.event_id) == event_id)
+                .values(processed_at=now)
+            )
+            return "linked"
+    except IntegrityError:
+        return "duplicate"
+
+
+def _links_of(
+    wix_account_id: str | None, connector: str | None, external_id: str | None
+) -> ColumnElement[bool]:
+    if wix_account_id is not None:
+        return col(Link.wix_account_id) == wix_account_id
+    if connector is not None and external_id is not None:
+        return and_(col(Link.connector) == connector, col(Link.external_id) == external_id)
+    raise ValueError("name a Wix account, or a connector and an external account")
 
 
 def mark_all_dirty(engine: Engine, connector: str, *, now: datetime) -> int:
@@ -94,10 +137,17 @@ def claim(
 
 
 def release(
-    engine: Engine, link_id: int, owner: str, *, claimed_at: datetime, synced: bool
+    engine: Engine,
+    link_id: int,
+    owner: str,
+    *,
+    claimed_at: datetime,
+    synced: bool,
+    retry_at: datetime | None = None,
 ) -> None:
-    """Give the lease back; a synced link is clean unless marked again after `claimed_at`."""
-    values: dict[str, object] = {"lease_owner": None, "lease_until": None}
+    """Give the lease back; a synced link is clean unless marked again after `claimed_at`.
+    A link that failed is not claimed again before `retry_at` (no tight retry loop)."""
+    values: dict[str, object] = {"lease_owner": None, "lease_until": None if synced else retry_at}
     with session_scope(engine) as session:
         session.execute(
             update(Link)
@@ -132,9 +182,10 @@ def release_dead(engine: Engine, host: str, is_alive: Callable[[int], bool]) -> 
     other hosts' leases expire on their own. Owners are `host:pid`."""
     with session_scope(engine) as session:
         owners = session.execute(
-            select(col(Link.lease_owner)).where(col(Link.lease_owner).like(f"{host}:%")).distinct()
+            select(col(Link.lease_owner)).where(col(Link.lease_owner).is_not(None)).distinct()
         ).scalars()
-        dead = [o for o in owners if o and not _alive(o, is_alive)]
+        mine = [o for o in owners if o and o.rsplit(":", 1)[0] == host]  # compared literally
+        dead = [o for o in mine if not _alive(o, is_alive)]
         if not dead:
             return 0
         result = session.execute(

@@ -13,7 +13,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -22,10 +21,8 @@ from connectors.base import Connector
 from syncd.clock import utcnow
 from syncd.errors import WebhookRejected
 from syncd.logs import event, get_logger
-from syncd.runtime.dirty import mark_dirty, mark_processed
+from syncd.runtime.dirty import record_change
 from syncd.runtime.metrics import Metrics
-from syncd.store.db import session_scope
-from syncd.store.models import InboxEvent
 from syncd.wix.webhooks import MAX_BODY_BYTES, load_public_key, verify
 
 log = get_logger(__name__)
@@ -83,31 +80,30 @@ class Intake:
     def _store(
         self, source: str, event_id: str, event_type: str, account_id: str | None, side: str
     ) -> None:
-        """Keep the event once, and mark its link dirty in the same transaction."""
-        now = utcnow()
-        try:
-            with session_scope(self.engine) as session:
-                session.add(
-                    InboxEvent(
-                        source=source,
-                        event_id=event_id,
-                        event_type=event_type,
-                        entity_id=account_id,
-                        received_at=now,
-                    )
-                )
-        except IntegrityError:
+        """Keep the event once and mark its link dirty (one transaction); wake the workers."""
+        if side == WIX:
+            outcome = record_change(
+                self.engine,
+                source=source,
+                event_id=event_id,
+                event_type=event_type,
+                now=utcnow(),
+                wix_account_id=account_id,
+            )
+        else:
+            outcome = record_change(
+                self.engine,
+                source=source,
+                event_id=event_id,
+                event_type=event_type,
+                now=utcnow(),
+                connector=side,
+                external_id=account_id,
+            )
+        if outcome == "duplicate":
             self.metrics.inc("syncd_webhooks_duplicate_total", source=source)
             return
         self.metrics.inc("syncd_webhooks_received_total", source=source)
-        if account_id is None:
-            return
-        if side == WIX:
-            linked = mark_dirty(self.engine, now=now, wix_account_id=account_id)
-        else:
-            linked = mark_dirty(self.engine, now=now, connector=side, external_id=account_id)
-        if linked:
-            mark_processed(self.engine, source, event_id)
         self.wake.set()  # a linked account to sync, or a new one for the matcher
 
     def _refused(self, source: str, response: Response) -> Response:
@@ -131,7 +127,7 @@ async def _body(request: Request) -> bytes | Response:
     except ClientDisconnect:
         return _text(400, "the sender went away")
     if not size:
-        return _text(400, "empty body")
+        return _text(401, "empty body: nothing to verify")
     return b"".join(chunks)
 
 

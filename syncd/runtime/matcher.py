@@ -22,6 +22,7 @@ from syncd.clock import utcnow
 from syncd.errors import NotFoundError, SkipError
 from syncd.logs import event, get_logger
 from syncd.reconcile.keys import email_key, phone_key
+from syncd.runtime.dirty import mark_dirty
 from syncd.store.db import session_scope
 from syncd.store.models import Conflict, ConflictStatus, InboxEvent, Link
 from syncd.wix.client import WixClient
@@ -70,6 +71,8 @@ class Matcher:
 
     async def _from_wix(self, account_id: str) -> int:
         missing = [c for c in self.connectors.values() if not self._linked(c.name, wix=account_id)]
+        if len(missing) < len(self.connectors):  # linked meanwhile: the change still counts
+            mark_dirty(self.engine, now=utcnow(), wix_account_id=account_id)
         if not missing:
             return 0
         try:
@@ -98,6 +101,7 @@ class Matcher:
 
     async def _from_external(self, connector: Connector, external_id: str) -> int:
         if self._linked(connector.name, external=external_id):
+            mark_dirty(self.engine, now=utcnow(), connector=connector.name, external_id=external_id)
             return 0
         try:
             ext = await connector.describe_account(external_id)

@@ -10,15 +10,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
 
 from connectors.base import Connector
 from syncd.clock import utcnow
 from syncd.engine.outbox import TAG_PREFIX
-from syncd.runtime.dirty import mark_dirty, mark_processed
+from syncd.runtime.dirty import record_change
 from syncd.runtime.metrics import Metrics
 from syncd.store.db import session_scope, upsert
-from syncd.store.models import Cursor, InboxEvent
+from syncd.store.models import Cursor
 from syncd.wix.client import WixClient
 
 WIX_CURSOR = "wix.transactions"
@@ -53,10 +52,15 @@ async def poll_wix(engine: Engine, wix: WixClient, metrics: Metrics) -> int:
             newest = entry.created_date
         if (entry.description or "").startswith(TAG_PREFIX):
             continue  # our own write: its link's bases already account for it
-        if _first_time(engine, "wix.poll", entry.id, entry.type, entry.account_id):
-            found += 1
-            if mark_dirty(engine, now=utcnow(), wix_account_id=entry.account_id):
-                mark_processed(engine, "wix.poll", entry.id)
+        outcome = record_change(
+            engine,
+            source="wix.poll",
+            event_id=entry.id,
+            event_type=entry.type,
+            now=utcnow(),
+            wix_account_id=entry.account_id,
+        )
+        found += outcome != "duplicate"
     if newest > watermark:
         write_cursor(engine, WIX_CURSOR, newest.isoformat())
     metrics.inc("syncd_polled_changes_total", found, source="wix")
@@ -71,26 +75,16 @@ async def poll_connector(engine: Engine, connector: Connector, metrics: Metrics)
     page = await connector.changes_since(read_cursor(engine, name))
     found = 0
     for change in page.changes:
-        if _first_time(
-            engine, f"{connector.name}.poll", change.event_id, "change", change.account_id
-        ):
-            found += 1
-            if mark_dirty(
-                engine, now=utcnow(), connector=connector.name, external_id=change.account_id
-            ):
-                mark_processed(engine, f"{connector.name}.poll", change.event_id)
+        outcome = record_change(
+            engine,
+            source=f"{connector.name}.poll",
+            event_id=change.event_id,
+            event_type="change",
+            now=utcnow(),
+            connector=connector.name,
+            external_id=change.account_id,
+        )
+        found += outcome != "duplicate"
     write_cursor(engine, name, page.cursor)
     metrics.inc("syncd_polled_changes_total", found, source=connector.name)
     return found
-
-
-def _first_time(engine: Engine, source: str, event_id: str, kind: str, entity: str) -> bool:
-    """Record a polled change once; False when an earlier (overlapping) poll already had it."""
-    try:
-        with session_scope(engine) as session:
-            session.add(
-                InboxEvent(source=source, event_id=event_id, event_type=kind, entity_id=entity)
-            )
-    except IntegrityError:
-        return False
-    return True

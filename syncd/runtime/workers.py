@@ -127,4 +127,11 @@ class Workers:
             event(log, "sync.failed", level=logging.WARNING, link=link_id, error=str(error))
         finally:
             self.syncing.discard(link_id)
-            release(self.engine, link_id, self.owner, claimed_at=claimed_at, synced=synced)
+            release(
+                self.engine,
+                link_id,
+                self.owner,
+                claimed_at=claimed_at,
+                synced=synced,
+                retry_at=utcnow() + RETRY_AFTER_FAILURE,
+            )
