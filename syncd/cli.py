@@ -11,7 +11,7 @@ import asyncio
 import sys
 import time
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, cast
 
 from syncd import __version__
 from syncd.errors import ConfigError, SyncdError
@@ -81,9 +81,15 @@ def build_parser() -> argparse.ArgumentParser:
     conflicts = commands.add_parser(
         "conflicts", parents=[common], help="what waits for a person: `syncd conflicts list`"
     )
-    conflicts.add_argument("action", choices=["list"], help="list the open conflicts")
+    conflicts.add_argument(
+        "action", choices=["list", "resolve"], help="list the open ones, or resolve one"
+    )
+    conflicts.add_argument("id", nargs="?", type=int, help="with resolve: the conflict's #id")
+    conflicts.add_argument(
+        "--take", nargs="+", metavar="SIDE", help="with resolve: wix | external | value N"
+    )
     conflicts.add_argument("--json", action="store_true", help="print JSON")
-    conflicts.set_defaults(handler=list_conflicts)
+    conflicts.set_defaults(handler=conflicts_command)
 
     reconcile = commands.add_parser(
         "reconcile",
@@ -206,6 +212,61 @@ def show_status(args: argparse.Namespace) -> int:
     )
     print(f"conflicts open  {_pairs_text(data['conflicts_open']) or 'none'}")
     return EXIT_OK
+
+
+def conflicts_command(args: argparse.Namespace) -> int:
+    if args.action == "list":
+        return list_conflicts(args)
+    take = args.take or []
+    if args.id is None or not take or take[0] not in ("wix", "external", "value"):
+        raise ConfigError("usage: syncd conflicts resolve ID --take wix|external|value N")
+    if (take[0] == "value") != (len(take) == 2) or len(take) > 2:
+        raise ConfigError("--take value needs exactly one number (--take value 120)")
+    if take[0] == "value" and not take[1].lstrip("-").isdigit():
+        raise ConfigError(f"--take value {take[1]}: not a whole number of points")
+    return asyncio.run(_resolve(args, take[0], int(take[1]) if len(take) == 2 else 0))
+
+
+async def _resolve(args: argparse.Namespace, take: str, value: int) -> int:
+    import connectors
+    from syncd.engine.resolve import Take, conflict_link, resolve
+    from syncd.reconcile.run import policy_for
+    from syncd.store.db import open_store
+    from syncd.wix.client import WixClient
+
+    settings = load_settings(args.config)
+    engine = open_store(settings.database.url)
+    try:
+        link = conflict_link(engine, args.id)
+        typed = {t.name: t for t in connectors.typed_settings(settings)}
+        if link.connector not in typed:
+            raise ConfigError(
+                f"conflict #{args.id} is on connector {link.connector!r}, which is not configured"
+            )
+        async with (
+            WixClient(settings.wix) as wix,
+            connectors.create(typed[link.connector]) as connector,
+        ):
+            done = await resolve(
+                engine,
+                wix,
+                connector,
+                policy_for(settings, connector.settings),
+                args.id,
+                cast("Take", take),
+                value,
+            )
+    finally:
+        engine.dispose()
+    result = done.result
+    print(
+        f"conflict #{done.conflict_id} resolved: link {done.link_id} to {done.target} points "
+        f"(wix was {done.wix_before}, {link.connector} was {done.ext_before}); wrote "
+        f"{result.wix_points:+d} to wix, {result.ext_points:+d} to {link.connector}"
+    )
+    for error in result.errors:
+        print(f"syncd: {error}", file=sys.stderr)
+    return EXIT_OK if not result.errors else EXIT_ERRORS
 
 
 def list_conflicts(args: argparse.Namespace) -> int:

@@ -239,3 +239,20 @@ def _guarded(side: Side, target: int, delta: int, carried: int, policy: Policy) 
 
 def _write(side: Side, delta: int, carried: int) -> Write:
     return AdjustWix(delta, carried) if side == "wix" else AdjustExternal(delta, carried)
+
+
+def rebase_for(
+    take: Literal["wix", "external", "value"], wix: int, ext: int, value: int = 0
+) -> Bases:
+    """Bases from which `decide` under merge brings both sides to the balance an operator
+    chose when resolving a conflict: Wix's, the external one, or `value` (each side is
+    written the difference, once)."""
+    match take:
+        case "wix":
+            return Bases(ext, ext)  # the external side takes W - E
+        case "external":
+            return Bases(wix, wix)  # Wix takes E - W
+        case "value":
+            start = wix + ext - value  # each side then carries the other's way to `value`
+            return Bases(start, start)
+    raise ValueError(f"cannot resolve by taking {take!r}")

@@ -59,6 +59,17 @@ class Backfill:
             check=False,
         )
 
+    def syncd(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Any other `syncd` command against the same config."""
+        return subprocess.run(
+            [sys.executable, "-m", "syncd", *args, "--config", str(self.config)],
+            env=_clean_env(),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+
     def start(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "syncd", "--reconcile", "--config", str(self.config)],

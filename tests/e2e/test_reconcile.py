@@ -94,3 +94,27 @@ def test_dry_run_writes_nothing_and_saves_the_plan(backfill: Backfill, tmp_path:
     assert all(r["conflicts"] == "negative_balance" for r in negative)
     real = backfill.run()
     assert "errors        0" in real.stdout and backfill.mismatches() == []
+
+
+def test_operator_resolves_conflicts_from_the_command_line(backfill: Backfill) -> None:
+    """`syncd conflicts resolve ID --take wix` and `--take value N` bring both sides of the
+    link to the chosen balance with tagged writes, and close the conflict."""
+    backfill.run()
+    listed = backfill.syncd("conflicts", "list", "--json")
+    open_ = json.loads(listed.stdout)
+    assert len(open_) == 10 and listed.returncode == 1
+    first, second = open_[0], open_[1]
+    took = backfill.syncd("conflicts", "resolve", str(first["id"]), "--take", "wix")
+    assert took.returncode == 0, took.stdout + took.stderr
+    valued = backfill.syncd("conflicts", "resolve", str(second["id"]), "--take", "value", "50")
+    assert valued.returncode == 0, valued.stdout + valued.stderr
+    wix = {a["id"]: int(a["points"]["balance"]) for a in backfill.wix.state.all_accounts()}
+    assert wix[first["wix_account"]] == 0
+    assert int(backfill.square.account(first["external_account"])["balance"]) == 0
+    assert wix[second["wix_account"]] == 50
+    assert int(backfill.square.account(second["external_account"])["balance"]) == 50
+    left = json.loads(backfill.syncd("conflicts", "list", "--json").stdout)
+    assert {c["id"] for c in left} == {c["id"] for c in open_[2:]}
+    again = backfill.syncd("conflicts", "resolve", str(first["id"]), "--take", "wix")
+    assert again.returncode == 2 and "already RESOLVED" in again.stderr
+    assert all(count == 1 for count in backfill.tag_counts().values())

@@ -19,6 +19,7 @@ from syncd.engine.rules import (
     Policy,
     SetBases,
     decide,
+    rebase_for,
 )
 
 MERGE = Policy()
@@ -322,3 +323,16 @@ def test_merge_conserves_every_point(
         assert wix == ext == start + total
     assert wix >= 0
     assert decide(bases, wix, ext, policy).empty
+
+
+@pytest.mark.parametrize(
+    ("take", "value", "target"), [("wix", 0, 70), ("external", 0, 150), ("value", 100, 100)]
+)
+def test_resolving_rebases_so_both_sides_reach_the_choice(
+    take: str, value: int, target: int
+) -> None:
+    """After rebase_for, decide under merge writes each side exactly to the chosen balance."""
+    bases = rebase_for(take, 70, 150, value)  # type: ignore[arg-type]
+    plan = decide(bases, 70, 150, MERGE)
+    assert apply(plan, 70, 150) == (target, target)
+    assert plan.bases_after(bases) == Bases(target, target)
