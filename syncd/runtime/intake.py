@@ -81,25 +81,19 @@ class Intake:
         self, source: str, event_id: str, event_type: str, account_id: str | None, side: str
     ) -> None:
         """Keep the event once and mark its link dirty (one transaction); wake the workers."""
-        if side == WIX:
-            outcome = record_change(
-                self.engine,
-                source=source,
-                event_id=event_id,
-                event_type=event_type,
-                now=utcnow(),
-                wix_account_id=account_id,
-            )
-        else:
-            outcome = record_change(
-                self.engine,
-                source=source,
-                event_id=event_id,
-                event_type=event_type,
-                now=utcnow(),
-                connector=side,
-                external_id=account_id,
-            )
+        where = (
+            {"wix_account_id": account_id}
+            if side == WIX
+            else {"connector": side, "external_id": account_id}
+        )
+        outcome = record_change(
+            self.engine,
+            source=source,
+            event_id=event_id,
+            event_type=event_type,
+            now=utcnow(),
+            **where,
+        )
         if outcome == "duplicate":
             self.metrics.inc("syncd_webhooks_duplicate_total", source=source)
             return

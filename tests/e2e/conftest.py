@@ -84,17 +84,7 @@ class Backfill:
         return len(self.wix.state.all_transactions()), len(self.square.events())
 
     def tag_counts(self) -> Counter[str]:
-        """How many times each syncd operation appears in the two ledgers."""
-        tags: Counter[str] = Counter()
-        for entry in self.wix.state.all_transactions():
-            description = str(entry.get("description") or "")
-            if description.startswith(TAG_PREFIX):
-                tags[description.split()[0]] += 1
-        for entry in self.square.events():
-            reason = str((entry.get("adjust_points") or {}).get("reason") or "")
-            if reason.startswith(TAG_PREFIX):
-                tags[reason.split()[0]] += 1
-        return tags
+        return tag_counts(self.wix, self.square)
 
     def mismatches(self) -> list[str]:
         found = []
@@ -104,6 +94,20 @@ class Backfill:
             if want != got:
                 found.append(f"{customer.kind} {customer.email}: want {want}, got {got}")
         return found
+
+
+def tag_counts(wix: WixEmulator, square: SquareEmulator) -> Counter[str]:
+    """How many times each syncd operation appears in the two emulators' ledgers."""
+    tags: Counter[str] = Counter()
+    for entry in wix.state.all_transactions():
+        description = str(entry.get("description") or "")
+        if description.startswith(TAG_PREFIX):
+            tags[description.split()[0]] += 1
+    for entry in square.events():
+        reason = str((entry.get("adjust_points") or {}).get("reason") or "")
+        if reason.startswith(TAG_PREFIX):
+            tags[reason.split()[0]] += 1
+    return tags
 
 
 def _clean_env() -> dict[str, str]:

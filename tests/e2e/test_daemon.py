@@ -18,9 +18,9 @@ import httpx
 import pytest
 
 from connectors.square.emulator import SquareEmulator
-from syncd.engine.outbox import TAG_PREFIX
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
+from tests.e2e.conftest import tag_counts
 
 CUSTOMERS = 40
 SIGNATURE_KEY = "e2e-signature-key"
@@ -135,16 +135,7 @@ class Live:
         raise AssertionError(f"not converged: {diffs[:10]}")
 
     def tag_counts(self) -> Counter[str]:
-        tags: Counter[str] = Counter()
-        for entry in self.wix.state.all_transactions():
-            description = str(entry.get("description") or "")
-            if description.startswith(TAG_PREFIX):
-                tags[description.split()[0]] += 1
-        for entry in self.square.events():
-            reason = str((entry.get("adjust_points") or {}).get("reason") or "")
-            if reason.startswith(TAG_PREFIX):
-                tags[reason.split()[0]] += 1
-        return tags
+        return tag_counts(self.wix, self.square)
 
     def ledgers(self) -> tuple[int, int]:
         return len(self.wix.state.all_transactions()), len(self.square.events())

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +17,6 @@ from connectors.square.settings import SquareSettings
 from syncd.engine.applier import Applier
 from syncd.engine.outbox import Outbox
 from syncd.engine.rules import Policy
-from syncd.retry import set_testing
 from syncd.sandbox.wix import WixEmulator
 from syncd.settings import WixSettings
 from syncd.store.db import open_store, session_scope
@@ -25,13 +24,6 @@ from syncd.store.models import Link
 from syncd.wix.client import WixClient
 
 CONNECTOR = "shop"
-
-
-@pytest.fixture(autouse=True)
-def no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
 
 
 @dataclass

@@ -5,7 +5,6 @@ customers on both sides."""
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,20 +15,20 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from pydantic import SecretStr
-from sqlalchemy import event, select, text
-from sqlalchemy.engine import Engine, make_url
+from sqlalchemy import event, select
+from sqlalchemy.engine import Engine
 from sqlmodel import col
 
 from connectors.square.connector import SquareConnector
 from connectors.square.emulator import SquareEmulator
 from connectors.square.settings import SquareSettings
 from syncd.clock import utcnow
-from syncd.retry import set_testing
 from syncd.sandbox.wix import WixEmulator
 from syncd.settings import WixSettings
 from syncd.store.db import make_engine, open_store, session_scope, upgrade
 from syncd.store.models import InboxEvent, Link
 from syncd.wix.client import WixClient
+from tests.databases import postgres_schema
 
 POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
 CONNECTOR = "shop"
@@ -48,13 +47,6 @@ WIX_SIGNING_KEY = (  # one key for every emulated site: generating one per test 
 )
 
 
-@pytest.fixture(autouse=True)
-def no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
-
-
 # -- stores -------------------------------------------------------------------------------------
 
 
@@ -67,17 +59,7 @@ def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     base = os.environ.get(POSTGRES_ENV)
     if not base:
         pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL runtime tests skipped")
-    schema = f"syncd_test_{uuid.uuid4().hex[:12]}"
-    admin = make_engine(base)
-    try:
-        with admin.begin() as connection:
-            connection.execute(text(f'CREATE SCHEMA "{schema}"'))
-        url = make_url(base).update_query_dict({"options": f"-csearch_path={schema}"})
-        yield url.render_as_string(hide_password=False)
-    finally:
-        with admin.begin() as connection:
-            connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
-        admin.dispose()
+    yield from postgres_schema(base)
 
 
 @pytest.fixture

@@ -7,19 +7,11 @@ from collections.abc import Iterator
 import pytest
 from pydantic import SecretStr
 
-from syncd.retry import set_testing
 from syncd.sandbox.server import RunningServer, serve_in_thread
 from syncd.sandbox.wix import WixEmulator
 from syncd.settings import WixSettings
 
 SEEDED = 250
-
-
-@pytest.fixture(autouse=True)
-def no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
 
 
 @pytest.fixture

@@ -20,7 +20,6 @@ from connectors.square.connector import SquareConnector
 from connectors.square.emulator import SquareEmulator
 from connectors.square.settings import SquareSettings
 from syncd.budget import TokenBucket
-from syncd.retry import set_testing
 from syncd.sandbox.server import RunningServer, serve_in_thread
 from tests.fakes import FakeTime, ManualClock, Receiver
 
@@ -30,13 +29,6 @@ NOTIFICATION_URL = "https://syncd.example.com/webhooks/pos"
 HOOK_URL = "http://receiver/hook"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SEEDED = 250
-
-
-@pytest.fixture(autouse=True)
-def no_retry_waits() -> Iterator[None]:
-    set_testing(True)
-    yield
-    set_testing(False)
 
 
 class ScriptedRandom(random.Random):
