@@ -156,6 +156,29 @@ async def _reconcile(
     return report
 
 
+async def find_drift(
+    engine: Engine, settings: Settings, wix: WixClient, connector: Connector
+) -> list[int]:
+    """The daemon's drift check: page both sides (the cheapest full read) and return the
+    links whose balances the rules would change — the daemon marks them dirty, its workers
+    repair them. Writes nothing remote."""
+    with spending(Priority.BACKFILL):
+        state, _ = start_run(engine, connector.name, fresh=True)
+        await _stage(engine, wix, connector, state)
+        match(engine, connector.name, connector.settings.match_on)
+        policy = policy_for(settings, connector.settings)
+        run_started = datetime.fromisoformat(state.started_at)
+        drifted = [
+            pair.link_id
+            for pair in _pairs(engine, connector.name, run_started)
+            if pair.link_id is not None
+            and pair.matched_by == "link"
+            and not decide(pair.bases, pair.wix.balance, pair.ext.balance, policy).empty
+        ]
+        finish_run(engine, connector.name, state)
+    return drifted
+
+
 async def _stage(engine: Engine, wix: WixClient, connector: Connector, state: RunState) -> None:
     await stage_wix(engine, wix, connector.name, state)
     if "phone" in connector.settings.match_on:

@@ -37,8 +37,8 @@ from syncd.engine.applier import Applier
 from syncd.engine.outbox import Outbox
 from syncd.errors import SyncdError
 from syncd.logs import event, get_logger
-from syncd.reconcile.run import policy_for
-from syncd.runtime.dirty import backlog, mark_all_dirty, release_dead
+from syncd.reconcile.run import find_drift, policy_for
+from syncd.runtime.dirty import backlog, mark_link_dirty, release_dead
 from syncd.runtime.intake import Intake
 from syncd.runtime.matcher import Matcher
 from syncd.runtime.metrics import Metrics
@@ -203,9 +203,13 @@ class Daemon:
             event(log, "program.unreachable", level=logging.WARNING, error=str(error))
 
     async def drift_check(self) -> None:
-        for name in self.connectors:
-            marked = mark_all_dirty(self.engine, name, now=utcnow())
-            event(log, "drift.check", connector=name, links=marked)
+        """Read both sides in full; links whose balances drifted apart get re-synced."""
+        for name, connector in self.connectors.items():
+            drifted = await find_drift(self.engine, self.settings, self.wix, connector)
+            for link_id in drifted:
+                mark_link_dirty(self.engine, link_id, now=utcnow())
+            self.metrics.inc("syncd_drift_repairs_total", len(drifted), connector=name)
+            event(log, "drift.check", connector=name, drifted=len(drifted))
         self.wake.set()
 
     # -- HTTP --------------------------------------------------------------------------------

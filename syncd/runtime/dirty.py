@@ -96,13 +96,12 @@ def _links_of(
     raise ValueError("name a Wix account, or a connector and an external account")
 
 
-def mark_all_dirty(engine: Engine, connector: str, *, now: datetime) -> int:
-    """Every link of a connector (a drift check, or after a missed-webhook window)."""
+def mark_link_dirty(engine: Engine, link_id: int, *, now: datetime) -> None:
+    """One link, by id (the drift check found its balances apart)."""
     with session_scope(engine) as session:
-        result = session.execute(
-            update(Link).where(col(Link.connector) == connector).values(dirty=True, dirty_since=now)
+        session.execute(
+            update(Link).where(col(Link.id) == link_id).values(dirty=True, dirty_since=now)
         )
-        return int(result.rowcount)  # type: ignore[attr-defined]
 
 
 def claim(

@@ -19,6 +19,7 @@ HELP = {
     "syncd_api_calls_total": ("counter", "Requests sent to each remote API"),
     "syncd_api_rate_limited_total": ("counter", "429 answers from each remote API"),
     "syncd_polled_changes_total": ("counter", "Changes found by polling, by source"),
+    "syncd_drift_repairs_total": ("counter", "Links the drift check found apart and re-synced"),
 }
 
 

@@ -391,3 +391,27 @@ async def test_status_reports_without_secrets(site: Site) -> None:
     assert document["dirty_links"] == 1
     for secret in (WIX_API_KEY, SQUARE_TOKEN, SIGNATURE_KEY):
         assert secret not in response.text
+
+
+# -- the drift check ------------------------------------------------------------------------
+
+
+@pytest.mark.anyio
+async def test_drift_check_marks_only_the_links_apart(site: Site) -> None:
+    """A balance changed behind every webhook and feed is found, counted and re-synced; a link
+    in step is left alone; the drift check itself writes nothing remote."""
+    bea = site.remotes.customer(2)
+    for customer in (site.anna, bea):
+        await site.daemon.appliers[CONNECTOR].sync(customer.link_id)
+    with site.remotes.square.state.lock:  # a change no webhook or feed will ever report
+        site.remotes.square.state.accounts[bea.square_id].balance += 40
+    writes = len(site.remotes.wix_site.state.all_transactions()), len(site.remotes.square.events())
+    await site.daemon.drift_check()
+    assert dirty_ids(site.remotes.engine) == {bea.link_id}
+    assert site.daemon.metrics.value("syncd_drift_repairs_total", connector=CONNECTOR) == 1
+    assert (
+        len(site.remotes.wix_site.state.all_transactions()),
+        len(site.remotes.square.events()),
+    ) == writes
+    result = await site.daemon.appliers[CONNECTOR].sync(bea.link_id)
+    assert result.wix_points == 40
