@@ -54,3 +54,9 @@ def configure(*, json_lines: bool | None = None, level: int = logging.INFO) -> N
     root.handlers[:] = [handler]
     root.setLevel(level)
     root.propagate = False
+    # Libraries log through the same handler, and only what needs a person's attention.
+    for name in ("apscheduler", "uvicorn", "alembic"):
+        library = logging.getLogger(name)
+        library.handlers[:] = [handler]
+        library.setLevel(logging.WARNING)
+        library.propagate = False

@@ -44,7 +44,7 @@ from syncd.runtime.matcher import Matcher
 from syncd.runtime.metrics import Metrics
 from syncd.runtime.overview import overview
 from syncd.runtime.pollers import poll_connector, poll_wix
-from syncd.runtime.scheduler import Job, build_scheduler
+from syncd.runtime.scheduler import Job, Running, build_scheduler
 from syncd.runtime.workers import Workers
 from syncd.settings import Settings
 from syncd.store.db import open_store
@@ -141,7 +141,9 @@ class Daemon:
                 lifespan="off",
             )
         )
+        running = Running()
         scheduler = build_scheduler(
+            running=running,
             poll_seconds=self.settings.sync.poll_interval_seconds,
             pollers=self._pollers(),
             check_program=self.check_program,
@@ -157,6 +159,7 @@ class Daemon:
         event(log, "daemon.stopping", in_flight=len(self.workers.in_flight))
         scheduler.shutdown(wait=False)
         server.should_exit = True
+        await running.finish(timeout=STOP_GRACE_SECONDS / 2)
         try:
             await asyncio.wait_for(asyncio.gather(serving, working), STOP_GRACE_SECONDS)
         except TimeoutError:

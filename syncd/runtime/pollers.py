@@ -10,6 +10,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 
 from sqlalchemy.engine import Engine
+from sqlmodel import col, select
 
 from connectors.base import Connector
 from syncd.clock import utcnow
@@ -17,7 +18,7 @@ from syncd.engine.outbox import TAG_PREFIX
 from syncd.runtime.dirty import record_change
 from syncd.runtime.metrics import Metrics
 from syncd.store.db import session_scope, upsert
-from syncd.store.models import Cursor
+from syncd.store.models import Cursor, InboxEvent
 from syncd.wix.client import WixClient
 
 WIX_CURSOR = "wix.transactions"
@@ -47,11 +48,16 @@ async def poll_wix(engine: Engine, wix: WixClient, metrics: Metrics) -> int:
     newest = watermark
     found = 0
     window = {"createdDate": {"$gt": since.isoformat().replace("+00:00", "Z")}}
+    fresh = []
     async for entry in wix.iter_transactions(filter=window):
         if entry.created_date and entry.created_date > newest:
             newest = entry.created_date
-        if (entry.description or "").startswith(TAG_PREFIX):
-            continue  # our own write: its link's bases already account for it
+        if not (entry.description or "").startswith(TAG_PREFIX):  # not our own write
+            fresh.append(entry)
+    seen = _seen(engine, "wix.poll", [e.id for e in fresh])
+    for entry in fresh:
+        if entry.id in seen:
+            continue
         outcome = record_change(
             engine,
             source="wix.poll",
@@ -74,10 +80,14 @@ async def poll_connector(engine: Engine, connector: Connector, metrics: Metrics)
     name = f"connector:{connector.name}"
     page = await connector.changes_since(read_cursor(engine, name))
     found = 0
+    source = f"{connector.name}.poll"
+    seen = _seen(engine, source, [c.event_id for c in page.changes])
     for change in page.changes:
+        if change.event_id in seen:
+            continue
         outcome = record_change(
             engine,
-            source=f"{connector.name}.poll",
+            source=source,
             event_id=change.event_id,
             event_type="change",
             now=utcnow(),
@@ -88,3 +98,16 @@ async def poll_connector(engine: Engine, connector: Connector, metrics: Metrics)
     write_cursor(engine, name, page.cursor)
     metrics.inc("syncd_polled_changes_total", found, source=connector.name)
     return found
+
+
+def _seen(engine: Engine, source: str, event_ids: list[str]) -> set[str]:
+    """Which of these changes an earlier (overlapping) poll already recorded: one query."""
+    if not event_ids:
+        return set()
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(InboxEvent.event_id).where(
+                InboxEvent.source == source, col(InboxEvent.event_id).in_(event_ids)
+            )
+        ).all()
+    return set(rows)

@@ -13,6 +13,7 @@ Jobs never overlap themselves and a late run is coalesced into one.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 
@@ -28,8 +29,20 @@ Job = Callable[[], Awaitable[object]]
 PROGRAM_CHECK_SECONDS = 60
 
 
+class Running:
+    """The job runs in progress, so that stopping can wait for them instead of cutting them."""
+
+    def __init__(self) -> None:
+        self.tasks: set[asyncio.Task[object]] = set()
+
+    async def finish(self, timeout: float) -> None:
+        if self.tasks:
+            await asyncio.wait(list(self.tasks), timeout=timeout)
+
+
 def build_scheduler(
     *,
+    running: Running,
     poll_seconds: int,
     pollers: dict[str, Job],
     check_program: Job,
@@ -41,17 +54,20 @@ def build_scheduler(
     )
     for name, poll in pollers.items():
         scheduler.add_job(
-            _guarded(f"poll.{name}", poll, Priority.POLL),
+            _guarded(f"poll.{name}", poll, running, Priority.POLL),
             "interval",
             seconds=poll_seconds,
             id=f"poll.{name}",
         )
     scheduler.add_job(
-        _guarded("program", check_program), "interval", seconds=PROGRAM_CHECK_SECONDS, id="program"
+        _guarded("program", check_program, running),
+        "interval",
+        seconds=PROGRAM_CHECK_SECONDS,
+        id="program",
     )
     if drift_cron:
         scheduler.add_job(
-            _guarded("drift", drift_check, Priority.BACKFILL),
+            _guarded("drift", drift_check, running, Priority.BACKFILL),
             CronTrigger.from_crontab(drift_cron),
             id="drift",
         )
@@ -59,17 +75,23 @@ def build_scheduler(
 
 
 def _guarded(
-    name: str, job: Job, priority: Priority = Priority.SYNC
+    name: str, job: Job, running: Running, priority: Priority = Priority.SYNC
 ) -> Callable[[], Awaitable[None]]:
-    """A job that spends the API budget at `priority`, and logs its failure as an event
-    instead of a traceback and lives on."""
+    """A job that spends the API budget at `priority`, is known to `running` while it runs,
+    and logs its failure as an event instead of a traceback and lives on."""
 
     async def run() -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            running.tasks.add(task)
         try:
             with spending(priority):
                 await job()
         except SyncdError as error:
             event(log, "job.failed", level=logging.WARNING, job=name, error=str(error))
+        finally:
+            if task is not None:
+                running.tasks.discard(task)
 
     run.__name__ = name
     return run
