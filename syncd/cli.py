@@ -112,6 +112,13 @@ def build_parser() -> argparse.ArgumentParser:
         "demo", parents=[common], help="see syncd work against the sandbox, no accounts needed"
     )
     demo.add_argument("--accounts", type=int, default=250, help="customers to seed (default 250)")
+    demo.add_argument(
+        "--duration",
+        type=float,
+        default=20.0,
+        metavar="SECONDS",
+        help="how long customers act while syncd runs (default 20; Ctrl-C stops early)",
+    )
     demo.add_argument("--seed", type=int, default=0, help="random seed for data and faults")
     demo.set_defaults(handler=run_demo)
     return parser
@@ -341,9 +348,13 @@ def run_sandbox(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    if not 1 <= args.accounts <= 5_000:
+        raise ConfigError(f"--accounts must be between 1 and 5000 (got {args.accounts})")
+    if not 0 <= args.duration <= 3_600:
+        raise ConfigError(f"--duration must be between 0 and 3600 seconds (got {args.duration:g})")
     from syncd.sandbox.demo import demo
 
-    return demo(accounts=args.accounts, seed=args.seed)
+    return demo(accounts=args.accounts, duration=args.duration, seed=args.seed)
 
 
 def _flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:

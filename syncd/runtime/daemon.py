@@ -157,9 +157,10 @@ class Daemon:
         await stop.wait()
         self.state.stopping = True
         event(log, "daemon.stopping", in_flight=len(self.workers.in_flight))
-        scheduler.shutdown(wait=False)
+        scheduler.pause()  # no new runs; the ones running finish before the scheduler stops
         server.should_exit = True
         await running.finish(timeout=STOP_GRACE_SECONDS / 2)
+        scheduler.shutdown(wait=False)
         try:
             await asyncio.wait_for(asyncio.gather(serving, working), STOP_GRACE_SECONDS)
         except TimeoutError:

@@ -101,7 +101,10 @@ class Intake:
         self.wake.set()  # a linked account to sync, or a new one for the matcher
 
     def _refused(self, source: str, response: Response) -> Response:
-        self.metrics.inc("syncd_webhooks_rejected_total", source=source)
+        """Count a webhook refused for what it is (signature, size); a sender that went away
+        mid-body (400) is not a rejection, and retries anyway."""
+        if response.status_code != 400:
+            self.metrics.inc("syncd_webhooks_rejected_total", source=source)
         return response
 
 

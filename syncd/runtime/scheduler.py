@@ -93,5 +93,5 @@ def _guarded(
             if task is not None:
                 running.tasks.discard(task)
 
-    run.__name__ = name
+    run.__name__ = run.__qualname__ = name
     return run

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 
 from syncd.sandbox.errors import ApiError
 
@@ -34,8 +34,12 @@ async def read_json_object(
     not_json: Callable[[], ApiError],
     not_object: Callable[[], ApiError],
 ) -> Json:
-    """The body as a JSON object; an empty body is `{}`; otherwise the vendor's 400."""
-    raw = await request.body()
+    """The body as a JSON object; an empty body is `{}`; otherwise the vendor's 400 (also
+    when the client went away before sending it all: nobody reads that answer)."""
+    try:
+        raw = await request.body()
+    except ClientDisconnect:
+        raise not_json() from None
     if not raw.strip():
         return {}
     try:
