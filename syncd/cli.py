@@ -72,6 +72,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.set_defaults(handler=run_daemon)
 
+    connectors_command = commands.add_parser(
+        "connectors", parents=[common], help="the installed connector types and what they can do"
+    )
+    connectors_command.set_defaults(handler=list_connectors)
+
     status_command = commands.add_parser(
         "status", parents=[common], help="links, backlog, outbox and conflicts, from the store"
     )
@@ -191,6 +196,29 @@ async def _probe_wix(settings: Settings) -> int:
             "site's dashboard (Loyalty Program)"
         )
         return EXIT_ERRORS
+    return EXIT_OK
+
+
+def list_connectors(args: argparse.Namespace) -> int:
+    import connectors
+
+    found = connectors.connector_types()
+    if not found:
+        print("no connector types installed (entry-point group syncd.connectors)")
+        return EXIT_ERRORS
+    for name, kind in sorted(found.items()):
+        can = kind.capabilities
+        writes = "delta writes" if can.delta_writes else "absolute writes"
+        extras = [
+            writes,
+            "idempotency keys" if can.idempotency_keys else "",
+            "webhooks" if can.webhooks else "",
+            "change feed" if can.change_feed else "",
+            "creates accounts" if can.create_accounts else "",
+            f"finds by {', '.join(sorted(can.find_by))}" if can.find_by else "",
+        ]
+        module = kind.__module__.split(".")[0]
+        print(f"{name:<10} {', '.join(e for e in extras if e)}  ({module})")
     return EXIT_OK
 
 

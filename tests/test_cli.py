@@ -202,3 +202,10 @@ def test_status_and_conflicts_read_the_store(tmp_path: Path) -> None:
     listed = run("conflicts", "list", "--config", str(config))
     assert listed.returncode == 1
     assert "negative_balance" in listed.stdout and "-20" in listed.stdout
+
+
+def test_connectors_lists_installed_types() -> None:
+    """`syncd connectors` lists the types found through the syncd.connectors entry points."""
+    result = run("connectors")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("square ") and "idempotency keys" in result.stdout
