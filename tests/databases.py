@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
+import pytest
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
@@ -24,3 +27,19 @@ def postgres_schema(base: str) -> Iterator[str]:
         with admin.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE'))
         admin.dispose()
+
+
+POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
+BACKENDS = ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
+
+
+def empty_database(backend: str, tmp_path: Path, what: str) -> Iterator[str]:
+    """The URL of an empty database of its own: a SQLite file, or a fresh PostgreSQL schema
+    (skipped, saying so, when no PostgreSQL server is named)."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'syncd.db'}"
+        return
+    base = os.environ.get(POSTGRES_ENV)
+    if not base:
+        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL {what} tests skipped")
+    yield from postgres_schema(base)

@@ -4,7 +4,6 @@ customers on both sides."""
 
 from __future__ import annotations
 
-import os
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -28,7 +27,7 @@ from syncd.settings import WixSettings
 from syncd.store.db import make_engine, open_store, session_scope, upgrade
 from syncd.store.models import InboxEvent, Link
 from syncd.wix.client import WixClient
-from tests.databases import postgres_schema
+from tests.databases import BACKENDS, empty_database
 
 POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
 CONNECTOR = "shop"
@@ -50,16 +49,10 @@ WIX_SIGNING_KEY = (  # one key for every emulated site: generating one per test 
 # -- stores -------------------------------------------------------------------------------------
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of its own: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'syncd.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL runtime tests skipped")
-    yield from postgres_schema(base)
+    yield from empty_database(request.param, tmp_path, "runtime")
 
 
 @pytest.fixture

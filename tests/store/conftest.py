@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -10,21 +9,15 @@ import pytest
 from sqlalchemy.engine import Engine
 
 from syncd.store.db import make_engine, upgrade
-from tests.databases import postgres_schema
+from tests.databases import BACKENDS, empty_database
 
 POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(params=BACKENDS)
 def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
     """The URL of an empty database of its own: a SQLite file, or a fresh PostgreSQL schema."""
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'syncd.db'}"
-        return
-    base = os.environ.get(POSTGRES_ENV)
-    if not base:
-        pytest.skip(f"{POSTGRES_ENV} is not set: PostgreSQL store tests skipped")
-    yield from postgres_schema(base)
+    yield from empty_database(request.param, tmp_path, "store")
 
 
 @pytest.fixture
