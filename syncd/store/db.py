@@ -8,6 +8,8 @@ a remote call: on SQLite every transaction takes the write lock (`BEGIN IMMEDIAT
 from __future__ import annotations
 
 import re
+import sqlite3
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -24,7 +26,8 @@ from sqlmodel import Session, SQLModel
 from syncd.errors import ConfigError
 
 MIGRATIONS = Path(__file__).parent / "migrations"
-SQLITE_PRAGMAS = ("journal_mode=WAL", "busy_timeout=5000", "foreign_keys=ON", "synchronous=NORMAL")
+# busy_timeout first: switching to WAL needs a lock, and should wait for it like any other.
+SQLITE_PRAGMAS = ("busy_timeout=5000", "journal_mode=WAL", "foreign_keys=ON", "synchronous=NORMAL")
 PG_CONNECT_TIMEOUT_SECONDS = 10
 MIGRATION_LOCK_KEY = 0x5_9C_D0_01  # pg advisory lock: one replica migrates at a time
 _EXAMPLES = "use e.g. sqlite:///syncd.db or postgresql://user:password@host:5432/syncd"
@@ -136,9 +139,22 @@ def _on_sqlite_connect(dbapi_connection: Any, record: ConnectionPoolEntry) -> No
     cursor = dbapi_connection.cursor()
     try:
         for pragma in SQLITE_PRAGMAS:
-            cursor.execute(f"PRAGMA {pragma}")
+            _pragma(cursor, pragma)
     finally:
         cursor.close()
+
+
+def _pragma(cursor: Any, pragma: str, *, attempts: int = 50) -> None:
+    """Run one PRAGMA; while another process opens the same new file in WAL mode, SQLite can
+    answer "database is locked" at once (without its busy handler): wait briefly and retry."""
+    for attempt in range(attempts):
+        try:
+            cursor.execute(f"PRAGMA {pragma}")
+            return
+        except sqlite3.OperationalError as error:
+            if "locked" not in str(error) or attempt == attempts - 1:
+                raise
+            time.sleep(0.1)
 
 
 def _on_sqlite_begin(connection: Connection) -> None:
