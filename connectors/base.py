@@ -106,11 +106,15 @@ class ChangesPage:
 
 @dataclass(frozen=True)
 class ExternalEvent:
-    """One verified webhook event: a hint that `account_id` changed (balances are re-read)."""
+    """One verified webhook event: a hint that `account_id` changed (balances are re-read).
+
+    `merged_ids`: the accounts the remote merged into `account_id` (a CRM merging duplicate
+    contacts); syncd re-points their links to `account_id`."""
 
     event_id: str
     event_type: str
     account_id: str | None
+    merged_ids: tuple[str, ...] = ()
 
 
 class Connector(abc.ABC):
@@ -132,6 +136,13 @@ class Connector(abc.ABC):
     @abc.abstractmethod
     async def aclose(self) -> None:
         """Release connections."""
+
+    async def prepare(self) -> list[str]:
+        """Make sure what syncd needs on the remote exists (a custom property, a ledger table),
+        creating it where the connector may; returns one line per thing it created. Called
+        before a reconcile and when the daemon starts. FatalError when it is missing and
+        cannot be created (say what the operator must do)."""
+        return []
 
     @property
     def calls(self) -> int:

@@ -17,7 +17,8 @@ from syncd.errors import (
     RetriableError,
     WebhookRejected,
 )
-from tests.contract.harnesses import HARNESSES, Harness
+from tests.contract.base import Harness
+from tests.contract.harnesses import HARNESSES
 
 pytestmark = pytest.mark.anyio
 
