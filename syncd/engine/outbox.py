@@ -125,16 +125,21 @@ class Outbox:
             row.sent_at = utcnow()
 
     def mark_applied(self, operation: str, remote_id: str | None) -> None:
-        """APPLIED, and both bases of its link move by its `carried`, in one transaction."""
+        """APPLIED, and both bases of its link move by its `carried`, in one transaction.
+
+        A write to Wix changed a balance every other spoke of that Wix account mirrors: their
+        links are marked dirty in the same transaction, so the change reaches each of them
+        even when the webhook of our own write is lost (the Wix poll leaves our writes out)."""
         with session_scope(self.engine) as session:
             row = session.get(Operation, operation, with_for_update=True)
             assert row is not None
             if row.status is OperationStatus.APPLIED:
                 return
             carried = row.delta if row.carried is None else row.carried
+            now = utcnow()
             row.status = OperationStatus.APPLIED
             row.remote_tx_id = remote_id
-            row.applied_at = utcnow()
+            row.applied_at = now
             row.error = None
             session.execute(
                 update(Link)
@@ -142,9 +147,19 @@ class Outbox:
                 .values(
                     wix_base=col(Link.wix_base) + carried,
                     ext_base=col(Link.ext_base) + carried,
-                    updated_at=utcnow(),
+                    updated_at=now,
                 )
             )
+            if row.direction is Direction.TO_WIX:
+                account = select(Link.wix_account_id).where(col(Link.id) == row.link_id)
+                session.execute(
+                    update(Link)
+                    .where(
+                        col(Link.wix_account_id) == account.scalar_subquery(),
+                        col(Link.id) != row.link_id,
+                    )
+                    .values(dirty=True, dirty_since=now)
+                )
 
     def mark_void(self, operation: str, reason: str) -> None:
         """Proven not applied (a 409, a read-back that found nothing): free to plan again."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 from dataclasses import replace
 
 import pytest
+from sqlalchemy import update
 from sqlmodel import select
 
 from syncd.engine.outbox import Outbox, Planned, operation_id, tag
 from syncd.engine.rules import Bases
 from syncd.errors import RetriableError
 from syncd.store.db import session_scope
-from syncd.store.models import Conflict, Direction, Operation, OperationStatus
+from syncd.store.models import Conflict, Direction, Link, Operation, OperationStatus
 from syncd.wix.models import Account
 from tests.engine.conftest import World
 
@@ -185,3 +186,32 @@ async def test_given_balances_save_reads(world: World) -> None:
     await world.applier.sync(link_id, wix_account=replace(wix), ext_account=ext)
     assert (world.wix.calls - calls[0], world.connector.calls - calls[1]) == (1, 0)
     assert isinstance(wix, Account)
+
+
+async def test_a_write_to_wix_marks_the_other_spokes_of_that_account(world: World) -> None:
+    """Points carried to Wix from one spoke mark every other spoke's link of that Wix account
+    dirty with the write (not the origin's, not other accounts'); a write out of Wix does not."""
+    link_id = world.link("fan@x.com", 10, 40, "+14155550009")
+    wix_account = Outbox(world.engine).link(link_id).wix_account_id
+    with session_scope(world.engine) as session:
+        sibling = Link(connector="crm", wix_account_id=wix_account, external_id="c-1")
+        stranger = Link(connector="crm", wix_account_id="someone-else", external_id="c-2")
+        session.add_all([sibling, stranger])
+        session.flush()
+        sibling_id, stranger_id = sibling.id, stranger.id
+
+    def dirty() -> list[bool]:
+        with session_scope(world.engine) as session:
+            return [
+                bool(session.get(Link, i).dirty)  # type: ignore[union-attr]
+                for i in (link_id, sibling_id, stranger_id)
+            ]
+
+    await world.applier.sync(link_id)
+    assert dirty() == [False, True, False]
+    with session_scope(world.engine) as session:
+        session.execute(update(Link).values(dirty=False))
+    world.wix_site.activity(wix_account, "earn", 5)
+    result = await world.applier.sync(link_id)
+    assert result.ext_writes == 1 and not result.wix_writes
+    assert dirty() == [False, False, False]
