@@ -33,6 +33,7 @@ from syncd.engine.rules import (
     decide,
 )
 from syncd.errors import PreconditionError, SkipError, SyncdError
+from syncd.logs import event, get_logger
 from syncd.progress import Progress
 from syncd.reconcile.matching import Matching, match, pair_counts
 from syncd.reconcile.report import PlanRow, Report, write_plan
@@ -52,6 +53,8 @@ from syncd.store.db import open_store, session_scope
 from syncd.store.models import Conflict, ConflictStatus, Link, ReconcilePair, StagedAccount
 from syncd.wix.client import WixClient
 from syncd.wix.models import Account
+
+log = get_logger(__name__)
 
 WORKERS = 8
 CHUNK = 500
@@ -123,6 +126,8 @@ async def _reconcile(
                 "ACTIVE; activate it in the site's dashboard and run again",
                 remote="wix",
             )
+        for created in await connector.prepare():
+            event(log, "connector.prepared", connector=connector.name, created=created)
         await applier.recover()
     state, report.resumed = start_run(engine, connector.name, fresh=options.dry_run)
     await _stage(engine, wix, connector, state)

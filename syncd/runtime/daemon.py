@@ -121,6 +121,9 @@ class Daemon:
         if freed:
             event(log, "leases.freed", links=freed, reason="their process no longer runs")
         await self._check_program_quietly()
+        for name, connector in self.connectors.items():
+            for created in await connector.prepare():
+                event(log, "connector.prepared", connector=name, created=created)
         for applier in self.appliers.values():
             await applier.recover()
         self.state.recovered = True

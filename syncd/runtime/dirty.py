@@ -10,16 +10,18 @@ leaves a lease that simply expires.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 
 from sqlalchemy import ColumnElement, and_, or_, select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import col
+from sqlmodel import Session, col
 
 from syncd.store.db import session_scope
-from syncd.store.models import InboxEvent, Link
+from syncd.store.models import Conflict, InboxEvent, Link
+
+MERGED_AWAY = "merged_away"
 
 
 def mark_dirty(
@@ -48,9 +50,11 @@ def record_change(
     wix_account_id: str | None = None,
     connector: str | None = None,
     external_id: str | None = None,
+    merged_ids: Sequence[str] = (),
 ) -> str:
     """Store a change event once and mark its link dirty, in ONE transaction (so a crash
-    between the two cannot leave an event stored whose link was never marked).
+    between the two cannot leave an event stored whose link was never marked). `merged_ids`:
+    external accounts the remote merged into `external_id`, whose links follow it (`repoint`).
 
     Returns "duplicate" (seen before: nothing done), "linked" (its link is dirty now) or
     "unlinked" (kept unprocessed in the inbox, for the matcher of new accounts)."""
@@ -69,6 +73,8 @@ def record_change(
             session.flush()
             if account is None:
                 return "unlinked"
+            if merged_ids and connector is not None and external_id is not None:
+                repoint(session, connector, external_id, merged_ids)
             result = session.execute(
                 update(Link)
                 .where(_links_of(wix_account_id, connector, external_id))
@@ -84,6 +90,47 @@ def record_change(
             return "linked"
     except IntegrityError:
         return "duplicate"
+
+
+def repoint(session: Session, connector: str, primary: str, merged_ids: Sequence[str]) -> None:
+    """The remote merged `merged_ids` into `primary` (a CRM merging duplicate contacts).
+
+    A merged account's link now names `primary` and keeps its bases: whatever balance the
+    remote kept on the merged record is the latest state of that customer there, and its
+    difference from the base reaches Wix like any change made at the source. When `primary`
+    is linked already (two Wix accounts were mirrored by the two records), the merged-away
+    link cannot follow: it is left clean with an open `merged_away` conflict naming both,
+    for an operator — its Wix account keeps its points."""
+    for merged in merged_ids:
+        if merged == primary:
+            continue
+        link = session.scalars(
+            select(Link).where(col(Link.connector) == connector, col(Link.external_id) == merged)
+        ).first()
+        if link is None:
+            continue
+        taken = session.scalars(
+            select(col(Link.id)).where(
+                col(Link.connector) == connector, col(Link.external_id) == primary
+            )
+        ).first()
+        if taken is None:
+            link.external_id = primary
+            session.add(link)
+            session.flush()
+            continue
+        link.dirty, link.dirty_since = False, None
+        session.add(link)
+        session.add(
+            Conflict(
+                link_id=link.id,
+                kind=MERGED_AWAY,
+                detail=(
+                    f"{connector} merged account {merged} into {primary}, which is linked to "
+                    f"another Wix account (link {taken}); this Wix account is no longer mirrored"
+                ),
+            )
+        )
 
 
 def _links_of(

@@ -74,11 +74,25 @@ class Intake:
             event(log, "webhook.rejected", source=name, reason=error.reason)
             return self._refused(name, _text(401, "not a verifiable webhook"))
         for verified in events:
-            self._store(name, verified.event_id, verified.event_type, verified.account_id, name)
+            self._store(
+                name,
+                verified.event_id,
+                verified.event_type,
+                verified.account_id,
+                name,
+                merged_ids=verified.merged_ids,
+            )
         return JSONResponse({"ok": True})
 
     def _store(
-        self, source: str, event_id: str, event_type: str, account_id: str | None, side: str
+        self,
+        source: str,
+        event_id: str,
+        event_type: str,
+        account_id: str | None,
+        side: str,
+        *,
+        merged_ids: tuple[str, ...] = (),
     ) -> None:
         """Keep the event once and mark its link dirty (one transaction); wake the workers."""
         where = (
@@ -92,6 +106,7 @@ class Intake:
             event_id=event_id,
             event_type=event_type,
             now=utcnow(),
+            merged_ids=merged_ids,
             **where,
         )
         if outcome == "duplicate":

@@ -7,13 +7,22 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 from sqlalchemy.engine import Engine
 from sqlmodel import col
 
-from syncd.runtime.dirty import backlog, claim, mark_dirty, release, release_dead, renew
+from syncd.clock import utcnow
+from syncd.runtime.dirty import (
+    backlog,
+    claim,
+    mark_dirty,
+    record_change,
+    release,
+    release_dead,
+    renew,
+)
 from syncd.store.db import make_engine, session_scope
-from syncd.store.models import Link
+from syncd.store.models import Conflict, Link
 from tests.runtime.conftest import CONNECTOR, add_links, dirty_ids, link_row
 
 T0 = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -250,3 +259,45 @@ def test_interleaved_claims_skip_each_others_links(store_url: str, store: Engine
     assert not errors
     assert len(got["a:1"]) == len(got["b:1"]) == 2
     assert sorted(got["a:1"] + got["b:1"]) == ids
+
+
+def test_a_merge_repoints_the_merged_accounts_link(store: Engine) -> None:
+    """A contact merged into an unlinked one: its link now names the survivor, keeps its
+    bases, and is dirty — in the transaction that stores the merge event."""
+    [merged] = add_links(store, 1)
+    with session_scope(store) as session:
+        session.execute(update(Link).values(wix_base=40, ext_base=40))
+    outcome = record_change(
+        store,
+        source=CONNECTOR,
+        event_id="merge-1",
+        event_type="contact.merge",
+        now=utcnow(),
+        connector=CONNECTOR,
+        external_id="survivor",
+        merged_ids=("e0",),
+    )
+    row = link_row(store, merged)
+    assert outcome == "linked"
+    assert (row.external_id, row.wix_base, row.ext_base, row.dirty) == ("survivor", 40, 40, True)
+
+
+def test_a_merge_into_a_linked_account_opens_a_conflict(store: Engine) -> None:
+    """Both contacts were linked: the merged-away link stays where it was, clean, with an open
+    merged_away conflict; the survivor's link is marked dirty."""
+    survivor, merged = add_links(store, 2)
+    record_change(
+        store,
+        source=CONNECTOR,
+        event_id="merge-2",
+        event_type="contact.merge",
+        now=utcnow(),
+        connector=CONNECTOR,
+        external_id="e0",
+        merged_ids=("e1", "e0"),
+    )
+    assert link_row(store, merged).external_id == "e1"
+    assert dirty_ids(store) == {survivor}
+    with session_scope(store) as session:
+        conflicts = session.execute(select(Conflict.link_id, Conflict.kind)).all()
+    assert [tuple(c) for c in conflicts] == [(merged, "merged_away")]
