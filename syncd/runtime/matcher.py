@@ -117,7 +117,7 @@ class Matcher:
             self._ambiguous(connector.name, f"{connector.name} account {external_id}")
             return 0
         if unlinked:
-            return self._link(connector.name, unlinked[0], external_id, created=False)
+            return self._link(connector.name, unlinked[0], external_id, created=False, spread=True)
         if connector.settings.create_missing not in ("wix", "both"):
             return 0
         first, _, last = (ext.name or "").partition(" ")
@@ -125,7 +125,7 @@ class Matcher:
             email=ext.email, phone=ext.phone, first_name=first or None, last_name=last or None
         )
         account, _ = await self.wix.ensure_account(contact_id)
-        return self._link(connector.name, account, external_id, created=True)
+        return self._link(connector.name, account, external_id, created=True, spread=True)
 
     async def _wix_keys(self, account: Account) -> tuple[str | None, str | None, str | None]:
         email, phone = email_key(account.email), None
@@ -168,11 +168,33 @@ class Matcher:
             )
             return session.exec(query).first() is not None
 
-    def _link(self, connector: str, account: Account, external_id: str, *, created: bool) -> int:
-        """A new link, dirty at once; a created account starts at bases (0, 0)."""
+    def _link(
+        self,
+        connector: str,
+        account: Account,
+        external_id: str,
+        *,
+        created: bool,
+        spread: bool = False,
+    ) -> int:
+        """A new link, dirty at once; a created account starts at bases (0, 0).
+
+        `spread` (a customer new at one spoke): with other spokes, the Wix account goes back
+        into the inbox in the same transaction, so the matcher also links or creates it at
+        every other spoke."""
         now = utcnow()
         try:
             with session_scope(self.engine) as session:
+                if spread and any(name != connector for name in self.connectors):
+                    session.add(
+                        InboxEvent(
+                            source="wix",
+                            event_id=f"linked:{connector}:{account.id}",
+                            event_type="syncd.linked",
+                            entity_id=account.id,
+                            received_at=now,
+                        )
+                    )
                 session.add(
                     Link(
                         connector=connector,
