@@ -45,6 +45,7 @@ from syncd.runtime.metrics import Metrics
 from syncd.runtime.overview import overview
 from syncd.runtime.pollers import poll_connector, poll_wix
 from syncd.runtime.scheduler import Job, Running, build_scheduler
+from syncd.runtime.turns import take_turn
 from syncd.runtime.workers import Workers
 from syncd.settings import Settings
 from syncd.store.db import open_store
@@ -152,6 +153,9 @@ class Daemon:
             check_program=self.check_program,
             drift_check=self.drift_check,
             drift_cron=self.settings.sync.drift_check_cron,
+            turns=lambda job, hold: take_turn(
+                self.engine, job, self.owner, now=utcnow(), hold=hold
+            ),
         )
         serving = asyncio.create_task(server.serve())
         working = asyncio.create_task(self.workers.run(stop))

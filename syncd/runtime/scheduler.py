@@ -8,7 +8,9 @@ check.
     check the loyalty program's status  every minute (and when Wix says it changed)
     drift check                         sync.drift_check_cron (every link re-read and re-synced)
 
-Jobs never overlap themselves and a late run is coalesced into one.
+Jobs never overlap themselves and a late run is coalesced into one. With several replicas,
+polls and the drift check run in one replica per turn (`syncd.runtime.turns`); each replica
+checks the program itself (its own writes wait on it).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
@@ -26,7 +29,10 @@ from syncd.logs import event, get_logger
 
 log = get_logger(__name__)
 Job = Callable[[], Awaitable[object]]
+Turns = Callable[[str, timedelta], bool]
+"""Takes a job's turn for a while: True when this replica runs it now (see `turns`)."""
 PROGRAM_CHECK_SECONDS = 60
+DRIFT_TURN = timedelta(hours=1)  # a drift check runs once an hour at most, across replicas
 
 
 class Running:
@@ -48,13 +54,20 @@ def build_scheduler(
     check_program: Job,
     drift_check: Job,
     drift_cron: str,
+    turns: Turns | None = None,
 ) -> AsyncIOScheduler:
     scheduler = AsyncIOScheduler(
         job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": 30}
     )
+    poll_turn = timedelta(seconds=poll_seconds * 0.8)  # under one period: ticks drift apart
     for name, poll in pollers.items():
         scheduler.add_job(
-            _guarded(f"poll.{name}", poll, running, Priority.POLL),
+            _guarded(
+                f"poll.{name}",
+                _once(poll, f"poll.{name}", turns, poll_turn),
+                running,
+                Priority.POLL,
+            ),
             "interval",
             seconds=poll_seconds,
             id=f"poll.{name}",
@@ -67,11 +80,26 @@ def build_scheduler(
     )
     if drift_cron:
         scheduler.add_job(
-            _guarded("drift", drift_check, running, Priority.BACKFILL),
+            _guarded(
+                "drift", _once(drift_check, "drift", turns, DRIFT_TURN), running, Priority.BACKFILL
+            ),
             CronTrigger.from_crontab(drift_cron),
             id="drift",
         )
     return scheduler
+
+
+def _once(job: Job, name: str, turns: Turns | None, hold: timedelta) -> Job:
+    """`job`, skipped on ticks when another replica has its turn."""
+    if turns is None:
+        return job
+
+    async def run() -> object:
+        if not turns(name, hold):
+            return None
+        return await job()
+
+    return run
 
 
 def _guarded(

@@ -7,7 +7,9 @@ faults on demand.
     dispatcher.run()                               # the served app's background sender
 
 A vendor says how a change becomes an event (`build`: sign a JWT, serialise a body) and which
-headers each try carries (`headers(event, retry)`: a signature, retry counters); everything
+headers each try carries (`headers(event, retry)`: a signature, retry counters); a vendor whose
+body changes on a retry (HubSpot counts `attemptNumber` in it) also passes
+`content(event, retry)`, the text of each try (by default `event.body`); everything
 else is the same for all: every event is kept in `events`; with no target URL events stay
 queued; delivery faults (`knobs.delivery`) drop, duplicate, delay and shuffle events; an
 answer that is not 2xx or takes longer than `webhook_timeout_seconds` is retried after each
@@ -45,7 +47,8 @@ class Deliverable(Protocol):
 
     @property
     def body(self) -> str:
-        """The same text on every delivery of the event."""
+        """The text sent on the first try (and on every retry unless the dispatcher's
+        `content` says otherwise)."""
         ...
 
     def summary(self) -> Json:
@@ -110,10 +113,12 @@ class WebhookDispatcher(Generic[ChangeT, EventT]):
         headers: Callable[[EventT, Retry | None], dict[str, str]],
         url: str | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        content: Callable[[EventT, Retry | None], str] | None = None,
     ) -> None:
         self.knobs = knobs
         self.build = build
         self.headers = headers
+        self.content = content or (lambda event, retry: event.body)
         self.clock = clock
         self.url = url
         self.transport = transport  # e.g. httpx.ASGITransport(receiver) for in-process tests
@@ -211,7 +216,8 @@ class WebhookDispatcher(Generic[ChangeT, EventT]):
             url = self.url
             if url is None:
                 return False
-            result = await self._post(client, url, event, attempt, self.headers(event, retry))
+            text, headers = self.content(event, retry), self.headers(event, retry)
+            result = await self._post(client, url, event, attempt, text, headers)
             self.attempts.append(result)
             if result.ok:
                 return True
@@ -226,6 +232,7 @@ class WebhookDispatcher(Generic[ChangeT, EventT]):
         url: str,
         event: EventT,
         attempt: int,
+        text: str,
         headers: dict[str, str],
     ) -> DeliveryAttempt:
         timeout = self.knobs.webhook_timeout_seconds
@@ -236,7 +243,7 @@ class WebhookDispatcher(Generic[ChangeT, EventT]):
         with anyio.move_on_after(timeout) as scope:
             try:
                 response = await client.post(
-                    url, content=event.body.encode(), headers=headers, timeout=timeout
+                    url, content=text.encode(), headers=headers, timeout=timeout
                 )
                 status = response.status_code
             except httpx.TimeoutException:

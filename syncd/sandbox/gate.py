@@ -28,7 +28,7 @@ from syncd.sandbox.faults import (
 )
 from syncd.sandbox.stats import RequestStats
 
-Handler = Callable[[Request], Awaitable[Any]]
+Handler = Callable[[Request], Awaitable[Any]]  # a JSON-ready body (200), or a Response as is
 Endpoint = Callable[[Request], Awaitable[Response]]
 
 
@@ -114,7 +114,7 @@ class Gate:
         if after is AfterCommit.HANG:
             self.stats.faults["timeout_after_commit"] += 1
             await anyio.sleep(faults.hang_seconds)
-        return JSONResponse(body)
+        return body if isinstance(body, Response) else JSONResponse(body)
 
     def _rate_limit(self, caller: str) -> Response | None:
         self.limiter.requests_per_minute = self.knobs.requests_per_minute

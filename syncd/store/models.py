@@ -156,6 +156,17 @@ class Cursor(StoreTable, table=True):
     )
 
 
+class JobTurn(StoreTable, table=True):
+    """Whose turn a scheduled job is: with several replicas, each turn runs in one of them."""
+
+    __tablename__ = "job_turns"
+
+    name: str = Field(primary_key=True)
+    owner: str | None = None
+    until: datetime = Field(sa_type=UTCDateTime(), sa_column_kwargs=_utc(nullable=False))
+    """No other replica takes a turn before this moment."""
+
+
 class InboxEvent(StoreTable, table=True):
     """A webhook or polled event, stored once per (source, event_id) to drop redeliveries."""
 

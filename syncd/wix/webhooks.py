@@ -5,14 +5,15 @@
     inner = {"id", "entityFqdn", "slug", "entityId", "eventTime", one of
              "createdEvent" | "updatedEvent" | "actionEvent" | "deletedEvent"}
 
-The algorithm is pinned to RS256 and `exp` is required and checked against the `now` passed in.
-Every failure raises `WebhookRejected` with the check that failed; nothing else escapes.
+The algorithm is pinned to RS256; `exp` is required, and it, `nbf` and `iat` are checked against
+the `now` passed in (`nbf` and `iat` may be at most `CLOCK_SKEW_SECONDS` ahead of it). Every failure raises `WebhookRejected` with the check that failed; nothing else escapes.
 Payload values are hints only: syncd re-reads the account before writing anything.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -28,6 +29,7 @@ from syncd.wix.models import parse_time
 
 ALGORITHM = "RS256"
 MAX_BODY_BYTES = 256 * 1024
+CLOCK_SKEW_SECONDS = 300  # how far Wix's clock may run ahead of ours (nbf, iat)
 
 
 @dataclass(frozen=True)
@@ -64,13 +66,25 @@ def verify(raw_body: bytes, public_key: RSAPublicKey, *, now: datetime) -> WixEv
             token,
             key=public_key,
             algorithms=[ALGORITHM],
-            options={"require": ["exp"], "verify_exp": False, "verify_iat": False},
+            # Times are checked below against `now`, not against this machine's clock.
+            options={
+                "require": ["exp"],
+                "verify_exp": False,
+                "verify_iat": False,
+                "verify_nbf": False,
+            },
         )
     except jwt.InvalidTokenError as exc:
         raise WebhookRejected(f"bad signature or token: {exc}") from None
     exp = claims.get("exp")
-    if not isinstance(exp, int | float) or exp <= now.timestamp():
+    if not _is_time(exp) or exp <= now.timestamp():
         raise WebhookRejected("token expired")
+    for name in ("nbf", "iat"):
+        value = claims.get(name)
+        if value is not None and not _is_time(value):
+            raise WebhookRejected(f"{name} is not a time")
+        if value is not None and value > now.timestamp() + CLOCK_SKEW_SECONDS:
+            raise WebhookRejected(f"token not valid yet ({name} is in the future)")
     outer = _json_layer(claims.get("data"), "data claim")
     inner = _json_layer(outer.get("data"), "event data")
     event_id = inner.get("id")
@@ -94,7 +108,7 @@ def _json_layer(value: object, what: str) -> dict[str, Any]:
     if isinstance(value, str):
         try:
             value = json.loads(value)
-        except ValueError:
+        except (ValueError, RecursionError):  # RecursionError: nested too deeply to read
             raise WebhookRejected(f"{what} is not JSON") from None
     if not isinstance(value, dict):
         raise WebhookRejected(f"{what} is not a JSON object")
@@ -123,6 +137,13 @@ def _entity(inner: dict[str, Any]) -> dict[str, Any]:
                 account = found.get("account")
                 return account if isinstance(account, dict) else found
     return {}
+
+
+def _is_time(value: object) -> bool:
+    """A NumericDate: a finite number of seconds (JSON lets NaN and Infinity through)."""
+    if isinstance(value, bool):
+        return False
+    return isinstance(value, int) or (isinstance(value, float) and math.isfinite(value))
 
 
 def _str_or_none(value: object) -> str | None:

@@ -19,6 +19,7 @@ STORE_TABLES = {
     "cursors",
     "inbox_events",
     "conflicts",
+    "job_turns",
     "reconcile_accounts",
     "reconcile_contacts",
     "reconcile_pairs",
