@@ -208,4 +208,6 @@ def test_connectors_lists_installed_types() -> None:
     """`syncd connectors` lists the types found through the syncd.connectors entry points."""
     result = run("connectors")
     assert result.returncode == 0, result.stderr
-    assert result.stdout.startswith("square ") and "idempotency keys" in result.stdout
+    rows = {line.split()[0]: line for line in result.stdout.splitlines()}
+    assert set(rows) >= {"square", "hubspot", "sql"}
+    assert "idempotency keys" in rows["square"] and "absolute writes" in rows["hubspot"]

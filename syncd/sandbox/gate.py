@@ -71,27 +71,45 @@ class Gate:
         self.limiter = limiter
         self.stats = stats
 
-    def endpoint(self, name: str, handler: Handler, *, authenticated: bool = True) -> Endpoint:
+    def endpoint(
+        self, name: str, handler: Handler, *, authenticated: bool = True, commits: bool = True
+    ) -> Endpoint:
         """An endpoint for route `name` (e.g. "POST /v2/loyalty/accounts"); with
-        `authenticated=False` (a token endpoint) neither auth nor the rate limit applies."""
+        `authenticated=False` (a token endpoint) neither auth nor the rate limit applies;
+        with `commits=False` (a read) the after-commit faults do not apply."""
 
         async def endpoint(request: Request) -> Response:
             self.stats.count_request(name, request.headers)
-            response = await self._answer(request, handler, authenticated)
+            response = await self._answer(request, handler, authenticated, commits)
             self.stats.count_status(response.status_code)
             return response
 
         return endpoint
 
     def route(
-        self, method: str, path: str, handler: Handler, *, authenticated: bool = True
+        self,
+        method: str,
+        path: str,
+        handler: Handler,
+        *,
+        authenticated: bool = True,
+        commits: bool | None = None,
     ) -> Route:
-        """The API route `method path`, its endpoint named and counted as "METHOD path"."""
+        """The API route `method path`, its endpoint named and counted as "METHOD path".
+        `commits`: whether it changes anything (default: any method but GET) — only those
+        can fail or hang after committing."""
         name = f"{method} {path}"
-        endpoint = self.endpoint(name, handler, authenticated=authenticated)
+        endpoint = self.endpoint(
+            name,
+            handler,
+            authenticated=authenticated,
+            commits=method != "GET" if commits is None else commits,
+        )
         return Route(path, endpoint, methods=[method], name=name)
 
-    async def _answer(self, request: Request, handler: Handler, authenticated: bool) -> Response:
+    async def _answer(
+        self, request: Request, handler: Handler, authenticated: bool, commits: bool
+    ) -> Response:
         faults = self.knobs.faults
         before = faults.roll_before()
         if before.delay_seconds:
@@ -107,7 +125,7 @@ class Gate:
             body = await handler(request)
         except ApiError as error:
             return error.response()
-        after = faults.roll_after_commit()
+        after = faults.roll_after_commit() if commits else None
         if after is AfterCommit.FAIL:
             self.stats.faults["fail_after_commit"] += 1
             return self.door.server_fault(500)

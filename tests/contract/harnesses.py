@@ -5,6 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from tests.contract.base import Harness
+from tests.contract.harness_hubspot import HubSpotHarness
 from tests.contract.harness_square import SquareHarness
 
-HARNESSES: dict[str, Callable[[], Harness]] = {"square": SquareHarness}
+HARNESSES: dict[str, Callable[[], Harness]] = {
+    "square": SquareHarness,
+    "hubspot": HubSpotHarness,
+}

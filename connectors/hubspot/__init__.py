@@ -1,0 +1,1 @@
+"""HubSpot CRM: loyalty points as a numeric contact property (absolute writes, webhooks)."""
