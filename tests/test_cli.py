@@ -90,7 +90,8 @@ def free_port() -> int:
 
 
 def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
-    """`syncd sandbox --port N` serves the emulator; check-config --connect reaches it."""
+    """`syncd sandbox --port N` serves the emulators (Wix on N, Square on N+1, HubSpot on
+    N+2); check-config --connect reaches Wix; HubSpot lists its seeded contacts."""
     port = free_port()
     clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     server = subprocess.Popen(
@@ -121,6 +122,12 @@ def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
         result = run("check-config", "--connect", env=env)
         assert result.returncode == 0, result.stderr
         assert "program 'Sandbox Rewards' is ACTIVE" in result.stdout
+        contacts = httpx.get(
+            f"http://127.0.0.1:{port + 2}/crm/v3/objects/contacts",
+            headers={"authorization": "Bearer sandbox-hubspot-token"},
+            timeout=5,
+        ).json()
+        assert len(contacts["results"]) == 3
     finally:
         server.terminate()
         server.wait(timeout=10)

@@ -144,6 +144,7 @@ class HubSpotEmulator(SandboxEmulator[HubSpotKnobs]):
         if monotonic is None:
             monotonic = (lambda: self.clock().timestamp()) if clock else time.monotonic
         self.access_token = access_token
+        self.client_secret = client_secret
         self.portal_id = portal_id
         self.app_id = app_id
         self.points_property = points_property
