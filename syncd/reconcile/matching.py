@@ -112,7 +112,9 @@ def _pair_by(key: str) -> str:
     return (
         "INSERT INTO reconcile_pairs (connector, wix_account_id, external_id, matched_by,"
         " started, done)"
-        f" SELECT :c, w.account_id, x.account_id, :key, false, false"
+        # Typed: PostgreSQL cannot infer a parameter used both here and in WHERE.
+        f" SELECT CAST(:c AS VARCHAR), w.account_id, x.account_id, CAST(:key AS VARCHAR),"
+        " false, false"
         f" FROM reconcile_accounts w JOIN reconcile_accounts x ON x.{key} = w.{key}"
         f" WHERE w.{key} IS NOT NULL AND {wix} AND {ext}"
         f" AND (SELECT count(*) FROM reconcile_accounts w2 WHERE w2.{key} = w.{key}"

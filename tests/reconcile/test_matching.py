@@ -1,7 +1,9 @@
-"""Matching staged accounts: existing links, then unique emails, then unique phones."""
+"""Matching staged accounts: existing links, then unique emails, then unique phones — on
+SQLite and on PostgreSQL (its parameters need types SQLite never asks for)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -13,13 +15,17 @@ from syncd.reconcile.matching import match
 from syncd.reconcile.staging import start_run
 from syncd.store.db import open_store, session_scope
 from syncd.store.models import Link, ReconcilePair, StagedAccount
+from tests.databases import BACKENDS, empty_database
 
 C = "shop"
 
 
-@pytest.fixture
-def engine(tmp_path: Path) -> Engine:
-    return open_store(f"sqlite:///{tmp_path / 'syncd.db'}")
+@pytest.fixture(params=BACKENDS)
+def engine(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Engine]:
+    for url in empty_database(request.param, tmp_path, "matching"):
+        store = open_store(url)
+        yield store
+        store.dispose()
 
 
 def stage(engine: Engine, side: str, account_id: str, email: str | None, phone: str | None) -> None:
