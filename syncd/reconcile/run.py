@@ -48,6 +48,7 @@ from syncd.reconcile.staging import (
     stage_wix,
     start_run,
 )
+from syncd.runtime.pollers import start_cursors
 from syncd.settings import ConnectorSettings, Settings
 from syncd.store.db import open_store, session_scope
 from syncd.store.models import Conflict, ConflictStatus, Link, ReconcilePair, StagedAccount
@@ -128,6 +129,7 @@ async def _reconcile(
             )
         for created in await connector.prepare():
             event(log, "connector.prepared", connector=connector.name, created=created)
+        await start_cursors(engine, connector)
         await applier.recover()
     state, report.resumed = start_run(engine, connector.name, fresh=options.dry_run)
     await _stage(engine, wix, connector, state)

@@ -36,11 +36,23 @@ def write_cursor(engine: Engine, name: str, value: str) -> None:
         upsert(session, Cursor, [{"name": name, "value": value, "updated_at": utcnow()}])
 
 
+async def start_cursors(engine: Engine, connector: Connector) -> None:
+    """Before a backfill reads anything: start the polls here, unless they have started.
+
+    Whatever changes while (or after) the backfill reads is then polled by the daemon, however
+    much later it starts; a cursor that exists already (a daemon polled before) is kept."""
+    if read_cursor(engine, WIX_CURSOR) is None:
+        write_cursor(engine, WIX_CURSOR, utcnow().isoformat())
+    name = f"connector:{connector.name}"
+    if connector.capabilities.change_feed and read_cursor(engine, name) is None:
+        write_cursor(engine, name, (await connector.changes_since(None)).cursor)
+
+
 async def poll_wix(engine: Engine, wix: WixClient, metrics: Metrics) -> int:
     """Mark dirty every account with a ledger entry since the watermark (minus an overlap)
     that syncd did not write itself; returns how many entries were new to the poll."""
     stored = read_cursor(engine, WIX_CURSOR)
-    if stored is None:  # first start: the backfill is the reconcile's job
+    if stored is None:  # no backfill ran (it starts the cursors): from now on
         write_cursor(engine, WIX_CURSOR, utcnow().isoformat())
         return 0
     watermark = datetime.fromisoformat(stored)
