@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 from pathlib import Path
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+import connectors
 from syncd.errors import ConfigError
 from syncd.settings import load_settings, masked
 
@@ -170,3 +175,26 @@ def test_connectors_environment_must_be_json(tmp_path: Path) -> None:
     """Malformed SYNCD_CONNECTORS is one line saying what to give."""
     [line] = problems(write(tmp_path, GOOD), {"SYNCD_CONNECTORS": "[{name: shop}]"})
     assert line.startswith("SYNCD_CONNECTORS: not valid JSON")
+
+
+def test_the_example_config_is_valid(tmp_path: Path) -> None:
+    """config/syncd.example.toml loads, and every connector table in it passes its type's own
+    checks, once the secret files it names exist."""
+    example = Path(__file__).parent.parent / "config" / "syncd.example.toml"
+    config = tmp_path / "syncd.toml"
+    shutil.copy(example, config)
+    for name in re.findall(r'^\w+_file = "([^"]+)"', example.read_text(), re.M):
+        secret = tmp_path / name
+        secret.parent.mkdir(exist_ok=True)
+        secret.write_text("sqlite:///pos.db" if "database_url" in name else "a-secret\n")
+    public_key = rsa.generate_private_key(public_exponent=65537, key_size=2048).public_key()
+    (tmp_path / "wix.pem").write_bytes(
+        public_key.public_bytes(Encoding.PEM, PublicFormat.SubjectPublicKeyInfo)
+    )
+    settings = load_settings(config, environ={})
+    typed = connectors.typed_settings(settings)
+    assert [(t.name, t.type) for t in typed] == [
+        ("shop", "square"),
+        ("crm", "hubspot"),
+        ("till", "sql"),
+    ]
