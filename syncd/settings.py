@@ -28,6 +28,7 @@ from pydantic import (
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
 from pydantic_settings import (
     BaseSettings,
     EnvSettingsSource,
@@ -58,6 +59,16 @@ class _GivenEnvSource(EnvSettingsSource):
             if not k.upper().endswith("_FILE") and k.upper() != CONNECTORS_ENV
         }
         return parse_env_vars(plain, self.case_sensitive)
+
+    def decode_complex_value(self, field_name: str, field: FieldInfo, value: Any) -> Any:
+        """A whole section in one variable (`SYNCD_SYNC='{"workers": 8}'`) must be JSON."""
+        try:
+            return super().decode_complex_value(field_name, field, value)
+        except (ValueError, RecursionError):
+            name = f"SYNCD_{field_name.upper()}"
+            raise ConfigError(
+                f"{name}: not a JSON object: set one key at a time instead ({name}__KEY=value)"
+            ) from None
 
 
 class _Section(BaseModel):
@@ -210,6 +221,19 @@ def load_settings(
     `defaults` are values under the file (the sandbox uses them for its embedded config).
     Raises ConfigError listing every problem, one line each.
     """
+    try:
+        return _load_settings(path, environ, defaults)
+    except ConfigError as error:  # a key or path may hold a line break: keep one line each
+        raise ConfigError([_one_line(p) for p in error.problems]) from None
+    except RecursionError:
+        raise ConfigError(
+            "config: tables or lists nested too deeply to read: flatten the file"
+        ) from None
+
+
+def _load_settings(
+    path: str | Path | None, environ: Mapping[str, str] | None, defaults: Mapping[str, Any] | None
+) -> Settings:
     env = os.environ if environ is None else environ
     if path is None and env.get(CONFIG_ENV):
         path = env[CONFIG_ENV]
@@ -248,6 +272,10 @@ def _env_connectors(text: str) -> list[Any]:
             f"{CONNECTORS_ENV}: not valid JSON ({exc.msg} at character {exc.pos}): give a JSON "
             'list such as [{"name": "shop", "type": "square", "access_token_file": "..."}]'
         ) from None
+    except (ValueError, RecursionError):  # a number too long, or nesting too deep, to read
+        raise ConfigError(
+            f"{CONNECTORS_ENV}: JSON nested too deeply or a number too long"
+        ) from None
     if not isinstance(value, list):
         raise ConfigError(f"{CONNECTORS_ENV}: must be a JSON list of connector tables")
     return value
@@ -263,8 +291,15 @@ def _read_toml(file: Path) -> dict[str, Any]:
         ) from None
     except OSError as exc:
         raise ConfigError(f"{file}: cannot read config file ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{file}: not UTF-8 text (byte {exc.start}): save the file as UTF-8"
+        ) from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{file}: invalid TOML: {exc}: fix the syntax") from None
+    except ValueError as exc:  # not wrapped by tomllib: an integer of over 4300 digits
+        reason = str(exc).split(";")[0]
+        raise ConfigError(f"{file}: invalid TOML: {reason}: fix the value") from None
 
 
 def _resolve_secret_files(data: dict[str, Any], base_dir: Path, where: str = "") -> dict[str, Any]:
@@ -302,8 +337,11 @@ def _env_secret_files(env: Mapping[str, str], base_dir: Path) -> dict[str, Any]:
             continue
         *sections, key = parts
         node = nested
-        for section in sections:
+        for depth, section in enumerate(sections, 1):
             node = node.setdefault(section, {})
+            if not isinstance(node, dict):
+                taken = ".".join(sections[:depth])
+                raise ConfigError(f"{name}: {taken} is already set by another *_FILE variable")
         secret = _read_secret(".".join(parts), value, base_dir)
         node["webhook_public_key" if key == "webhook_public_key_file" else key[: -len("_file")]] = (
             secret
@@ -321,6 +359,12 @@ def _read_secret(key: str, value: object, base_dir: Path) -> str:
         raise ConfigError(
             f"{key}: cannot read {file} ({exc.strerror}): mount the secret or fix the path"
         ) from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{key}: {file} is not UTF-8 text (byte {exc.start}): write the secret as text"
+        ) from None
+    except ValueError:  # the path holds a NUL character
+        raise ConfigError(f"{key}: {_short(str(value))} is not a usable file path") from None
 
 
 def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]:
@@ -333,8 +377,17 @@ def _deep_merge(base: dict[str, Any], over: Mapping[str, Any]) -> dict[str, Any]
     return merged
 
 
+def _one_line(text: str) -> str:
+    """`text` with line breaks and other unprintable characters escaped (`\\n`)."""
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+
+
 def describe_error(err: Mapping[str, Any]) -> str:
     """One line for one validation error: key, what is wrong, what is allowed."""
+    return _one_line(_describe(err))  # keys and messages may hold line breaks
+
+
+def _describe(err: Mapping[str, Any]) -> str:
     key = ".".join(str(p) for p in err["loc"]) or "config"
     key = re.sub(r"\.(\d+)(?=\.|$)", r"[\1]", key)
     kind = err["type"]
@@ -349,21 +402,26 @@ def describe_error(err: Mapping[str, Any]) -> str:
         allowed = err.get("ctx", {}).get("expected", "")
         return f"{key}: {_short(got)} is not allowed; allowed: {allowed.replace(' or ', ', ')}"
     message = str(err["msg"]).removeprefix("Value error, ")
-    if _SECRET_NAME.search(key.rsplit(".", 1)[-1]):
-        return f"{key}: {message}"
+    name = key.rsplit(".", 1)[-1]
+    if _SECRET_NAME.search(name) or name.endswith("public_key"):  # a wrong key file may hold
+        return f"{key}: {message}"  # a private key or another secret: never quote it
     return f"{key}: {message} (got {_short(got)})" if got is not None else f"{key}: {message}"
 
 
 def _short(value: object) -> str:
     if isinstance(value, dict):
         return "a table"
+    if isinstance(value, list) and any(isinstance(v, dict) for v in value):
+        return f"a list of {len(value)} entries"  # tables hold secrets: never quote them
     text = repr(value)
     return text if len(text) <= 60 else text[:57] + "..."
 
 
 def mask_url(url: str) -> str:
-    """A URL with any password replaced by '***' (database URLs carry one)."""
-    return re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)
+    """A URL with any password replaced by '***' (database URLs carry one): after the user
+    name, or as a `password=` / `sslpassword=` query parameter (libpq takes both there)."""
+    url = re.sub(r"(://[^:/@]+:)[^@/]+@", r"\1***@", url)
+    return re.sub(r"([?&](?:ssl)?password=)[^&#]*", r"\1***", url, flags=re.IGNORECASE)
 
 
 def _mask(value: Any, key: str = "") -> Any:

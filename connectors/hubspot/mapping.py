@@ -340,7 +340,7 @@ def verify_webhook(
     stamp = lowered.get(TIMESTAMP_HEADER, "").strip()
     if not given or not stamp:
         raise WebhookRejected(f"missing {SIGNATURE_HEADER} or {TIMESTAMP_HEADER} header")
-    if not (stamp.isascii() and stamp.isdigit()):
+    if not (stamp.isascii() and stamp.isdigit() and len(stamp) <= 16):
         raise WebhookRejected(f"{TIMESTAMP_HEADER} is not epoch milliseconds")
     off = abs(to_ms(now) - int(stamp)) / 1000
     if off > WEBHOOK_MAX_AGE.total_seconds():
@@ -360,8 +360,8 @@ def parse_events(raw_body: bytes) -> list[ExternalEvent]:
     """The contact events of a (verified) body; events of other objects are left out."""
     try:
         body: Any = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise WebhookRejected("body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, binascii.Error, RecursionError):
+        raise WebhookRejected("body is not JSON (or nested too deeply)") from None
     if not isinstance(body, list) or not all(isinstance(e, dict) for e in body):
         raise WebhookRejected("body is not a JSON array of events")
     return [event for item in body if (event := _event(item)) is not None]

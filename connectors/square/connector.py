@@ -304,8 +304,8 @@ def _header(headers: Mapping[str, str], name: str) -> str | None:
 def _parse_event(raw_body: bytes) -> ExternalEvent:
     try:
         body: Any = json.loads(raw_body)
-    except (ValueError, UnicodeDecodeError, binascii.Error):
-        raise WebhookRejected("body is not JSON") from None
+    except (ValueError, UnicodeDecodeError, binascii.Error, RecursionError):
+        raise WebhookRejected("body is not JSON") from None  # RecursionError: nested too deeply
     if not isinstance(body, dict):
         raise WebhookRejected("body is not a JSON object")
     event_id, event_type = body.get("event_id"), body.get("type")

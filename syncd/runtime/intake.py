@@ -126,7 +126,9 @@ class Intake:
 async def _body(request: Request) -> bytes | Response:
     """The raw body, or the answer that refuses it (too large, or the sender went away)."""
     declared = request.headers.get("content-length")
-    if declared is not None and (not declared.isdigit() or int(declared) > MAX_BODY_BYTES):
+    if declared is not None and (
+        not (declared.isascii() and declared.isdigit()) or int(declared) > MAX_BODY_BYTES
+    ):
         return _text(413, "body too large")
     chunks: list[bytes] = []
     size = 0

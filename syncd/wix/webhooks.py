@@ -6,7 +6,8 @@
              "createdEvent" | "updatedEvent" | "actionEvent" | "deletedEvent"}
 
 The algorithm is pinned to RS256; `exp` is required, and it, `nbf` and `iat` are checked against
-the `now` passed in (`nbf` and `iat` may be at most `CLOCK_SKEW_SECONDS` ahead of it). Every failure raises `WebhookRejected` with the check that failed; nothing else escapes.
+the `now` passed in (`nbf` and `iat` may be at most `CLOCK_SKEW_SECONDS` ahead of it). Every
+failure raises `WebhookRejected` with the check that failed; nothing else escapes.
 Payload values are hints only: syncd re-reads the account before writing anything.
 """
 
@@ -16,7 +17,7 @@ import json
 import math
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
@@ -81,9 +82,11 @@ def verify(raw_body: bytes, public_key: RSAPublicKey, *, now: datetime) -> WixEv
         raise WebhookRejected("token expired")
     for name in ("nbf", "iat"):
         value = claims.get(name)
-        if value is not None and not _is_time(value):
+        if value is None:
+            continue
+        if not _is_time(value):
             raise WebhookRejected(f"{name} is not a time")
-        if value is not None and value > now.timestamp() + CLOCK_SKEW_SECONDS:
+        if value > now.timestamp() + CLOCK_SKEW_SECONDS:
             raise WebhookRejected(f"token not valid yet ({name} is in the future)")
     outer = _json_layer(claims.get("data"), "data claim")
     inner = _json_layer(outer.get("data"), "event data")
@@ -139,7 +142,7 @@ def _entity(inner: dict[str, Any]) -> dict[str, Any]:
     return {}
 
 
-def _is_time(value: object) -> bool:
+def _is_time(value: object) -> TypeGuard[int | float]:
     """A NumericDate: a finite number of seconds (JSON lets NaN and Infinity through)."""
     if isinstance(value, bool):
         return False

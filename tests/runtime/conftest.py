@@ -1,9 +1,10 @@
 """Runtime fixtures: a store per test (SQLite, and PostgreSQL when configured), both emulators
-in process behind `httpx.ASGITransport`, the clients syncd reaches them with, and linked
-customers on both sides."""
+in process behind `httpx.ASGITransport`, the clients syncd reaches them with, linked customers
+on both sides, and a daemon's HTTP app between them (`site`, shared with tests/hostile)."""
 
 from __future__ import annotations
 
+import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -22,8 +23,9 @@ from connectors.square.connector import SquareConnector
 from connectors.square.emulator import SquareEmulator
 from connectors.square.settings import SquareSettings
 from syncd.clock import utcnow
-from syncd.sandbox.wix import WixEmulator
-from syncd.settings import WixSettings
+from syncd.runtime.daemon import Daemon
+from syncd.sandbox.wix import WebhookEvent, WixEmulator
+from syncd.settings import Settings, WixSettings
 from syncd.store.db import make_engine, open_store, session_scope, upgrade
 from syncd.store.models import InboxEvent, Link
 from syncd.wix.client import WixClient
@@ -35,6 +37,7 @@ WIX_API_KEY = "wix-api-key-7c1e0b"  # distinctive, so a leak is found by searchi
 SQUARE_TOKEN = "square-access-token-4f9d2a"
 SIGNATURE_KEY = "square-signature-key-b83e61"
 HOOK_URL = f"https://syncd.example.com/webhooks/{CONNECTOR}"
+SQUARE_HEADER = "x-square-hmacsha256-signature"
 WIX_SIGNING_KEY = (  # one key for every emulated site: generating one per test is slow
     rsa.generate_private_key(public_exponent=65537, key_size=2048)
     .private_bytes(
@@ -229,3 +232,75 @@ async def clients(remotes: Remotes) -> AsyncIterator[Clients]:
         ) as connector,
     ):
         yield Clients(wix, connector)
+
+
+# -- the daemon's app ----------------------------------------------------------------------
+
+
+@dataclass
+class Site:
+    """A daemon between the two emulators, its app reached in process, one linked customer."""
+
+    remotes: Remotes
+    clients: Clients
+    daemon: Daemon
+    http: httpx.AsyncClient
+    anna: Customer
+
+    def deliver_to_daemon(self, *, raise_app_exceptions: bool = True) -> None:
+        """Point both emulators' webhook senders at the daemon's app."""
+        for dispatcher, path in (
+            (self.remotes.wix_site.webhooks, "/webhooks/wix"),
+            (self.remotes.square.webhooks, f"/webhooks/{CONNECTOR}"),
+        ):
+            dispatcher.url = f"http://syncd{path}"
+            dispatcher.transport = httpx.ASGITransport(
+                self.daemon.app(), raise_app_exceptions=raise_app_exceptions
+            )
+
+    def wix_event(self) -> WebhookEvent:
+        """A genuine signed event: the site changed anna's points."""
+        self.remotes.wix_site.activity(self.anna.wix_id, "earn", 10)
+        return self.remotes.wix_site.webhooks.events[-1]
+
+    def square_body(self) -> str:
+        """A genuine event body: a till sale on anna's Square account."""
+        self.remotes.square.activity(self.anna.square_id, "sale", 20)
+        return self.remotes.square.webhooks.events[-1].body
+
+    async def post_wix(self, body: bytes | str) -> httpx.Response:
+        return await self.http.post(
+            "/webhooks/wix", content=body, headers={"content-type": "text/plain"}
+        )
+
+    async def post_square(self, body: bytes | str, signature: str | None) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        if signature is not None:
+            headers[SQUARE_HEADER] = signature
+        return await self.http.post(f"/webhooks/{CONNECTOR}", content=body, headers=headers)
+
+    def metric(self, name: str, source: str) -> float:
+        return self.daemon.metrics.value(name, source=source)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+async def site(remotes: Remotes, clients: Clients) -> AsyncIterator[Site]:
+    settings = Settings(
+        database={"url": remotes.engine.url.render_as_string(hide_password=False)},
+        wix=remotes.wix_settings.model_dump(),
+        sync={"drift_check_cron": ""},
+        server={"host": "127.0.0.1", "port": free_port()},
+        connectors=[remotes.square_settings.model_dump()],
+    )
+    daemon = Daemon(settings, remotes.engine, clients.wix, {CONNECTOR: clients.connector})
+    anna = remotes.customer(1)
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(daemon.app()), base_url="http://syncd"
+    ) as http:
+        yield Site(remotes, clients, daemon, http, anna)

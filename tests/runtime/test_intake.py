@@ -8,10 +8,8 @@ import base64
 import hashlib
 import hmac
 import json
-import socket
 import time
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 
 import httpx
 import jwt
@@ -19,95 +17,22 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from connectors.square.emulator import sign as square_sign
-from syncd.runtime.daemon import Daemon
 from syncd.sandbox.wix import WebhookEvent
-from syncd.settings import Settings
 from syncd.wix.webhooks import MAX_BODY_BYTES
 from tests.runtime.conftest import (
     CONNECTOR,
     HOOK_URL,
     SIGNATURE_KEY,
+    SQUARE_HEADER,
     SQUARE_TOKEN,
     WIX_API_KEY,
-    Clients,
-    Customer,
-    Remotes,
+    Site,
     StoreFault,
     dirty_ids,
     inbox,
 )
 
 OTHER_KEY = rsa.generate_private_key(public_exponent=65537, key_size=2048)
-SQUARE_HEADER = "x-square-hmacsha256-signature"
-
-
-@dataclass
-class Site:
-    """A daemon between the two emulators, its app reached in process, one linked customer."""
-
-    remotes: Remotes
-    clients: Clients
-    daemon: Daemon
-    http: httpx.AsyncClient
-    anna: Customer
-
-    def deliver_to_daemon(self, *, raise_app_exceptions: bool = True) -> None:
-        """Point both emulators' webhook senders at the daemon's app."""
-        for dispatcher, path in (
-            (self.remotes.wix_site.webhooks, "/webhooks/wix"),
-            (self.remotes.square.webhooks, f"/webhooks/{CONNECTOR}"),
-        ):
-            dispatcher.url = f"http://syncd{path}"
-            dispatcher.transport = httpx.ASGITransport(
-                self.daemon.app(), raise_app_exceptions=raise_app_exceptions
-            )
-
-    def wix_event(self) -> WebhookEvent:
-        """A genuine signed event: the site changed anna's points."""
-        self.remotes.wix_site.activity(self.anna.wix_id, "earn", 10)
-        return self.remotes.wix_site.webhooks.events[-1]
-
-    def square_body(self) -> str:
-        """A genuine event body: a till sale on anna's Square account."""
-        self.remotes.square.activity(self.anna.square_id, "sale", 20)
-        return self.remotes.square.webhooks.events[-1].body
-
-    async def post_wix(self, body: bytes | str) -> httpx.Response:
-        return await self.http.post(
-            "/webhooks/wix", content=body, headers={"content-type": "text/plain"}
-        )
-
-    async def post_square(self, body: bytes | str, signature: str | None) -> httpx.Response:
-        headers = {"content-type": "application/json"}
-        if signature is not None:
-            headers[SQUARE_HEADER] = signature
-        return await self.http.post(f"/webhooks/{CONNECTOR}", content=body, headers=headers)
-
-    def metric(self, name: str, source: str) -> float:
-        return self.daemon.metrics.value(name, source=source)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@pytest.fixture
-async def site(remotes: Remotes, clients: Clients) -> AsyncIterator[Site]:
-    settings = Settings(
-        database={"url": remotes.engine.url.render_as_string(hide_password=False)},
-        wix=remotes.wix_settings.model_dump(),
-        sync={"drift_check_cron": ""},
-        server={"host": "127.0.0.1", "port": free_port()},
-        connectors=[remotes.square_settings.model_dump()],
-    )
-    daemon = Daemon(settings, remotes.engine, clients.wix, {CONNECTOR: clients.connector})
-    anna = remotes.customer(1)
-    async with httpx.AsyncClient(
-        transport=httpx.ASGITransport(daemon.app()), base_url="http://syncd"
-    ) as http:
-        yield Site(remotes, clients, daemon, http, anna)
 
 
 # -- Wix webhooks ---------------------------------------------------------------------------

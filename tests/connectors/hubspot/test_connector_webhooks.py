@@ -80,6 +80,7 @@ async def test_creation_and_merge_events(
         "missing signature",
         "missing timestamp",
         "timestamp not a number",
+        "timestamp of 5000 digits",
         "no secret configured",
         "no url configured",
     ],
@@ -102,6 +103,8 @@ def test_forged_webhooks_are_rejected(delivery: Delivery, forgery: str, clock: M
             headers = {k: v for k, v in headers.items() if k != "X-HubSpot-Request-Timestamp"}
         case "timestamp not a number":
             headers = headers | {"X-HubSpot-Request-Timestamp": "yesterday"}
+        case "timestamp of 5000 digits":
+            headers = headers | {"X-HubSpot-Request-Timestamp": "9" * 5000}
         case "no secret configured":
             hubspot = connector(client_secret=None)
         case _:
@@ -129,6 +132,7 @@ def test_stale_or_future_timestamp_is_rejected(
         "not json",
         '{"objectId": 1}',
         "[1, 2]",
+        "[" * 5000 + "]" * 5000,
         '[{"objectId": 1, "subscriptionType": "contact.creation"}]',
         '[{"subscriptionId": 1, "objectId": 2, "occurredAt": 3,'
         ' "subscriptionType": "contact.merge"}]',
