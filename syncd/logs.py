@@ -30,7 +30,10 @@ class _PlainFormatter(logging.Formatter):
         fields = getattr(record, _FIELDS, {})
         tail = " ".join(f"{k}={v}" for k, v in fields.items())
         stamp = self.formatTime(record, "%H:%M:%S")
-        return f"{stamp} {record.levelname.lower():7} {record.getMessage()} {tail}".rstrip()
+        line = f"{stamp} {record.levelname.lower():7} {record.getMessage()} {tail}".rstrip()
+        if record.exc_info:  # a library's error with its traceback: keep it, indented
+            line += "\n" + self.formatException(record.exc_info)
+        return line
 
 
 class _JsonFormatter(logging.Formatter):
@@ -42,6 +45,8 @@ class _JsonFormatter(logging.Formatter):
             "logger": record.name,
             **getattr(record, _FIELDS, {}),
         }
+        if record.exc_info:
+            payload["traceback"] = self.formatException(record.exc_info)
         return json.dumps(payload, default=str)
 
 
