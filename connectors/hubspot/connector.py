@@ -68,6 +68,7 @@ from connectors.hubspot.mapping import (
     modified_ms,
     operation_parts,
     operation_value,
+    overwritten,
     split_name,
     to_account,
     to_ms,
@@ -76,7 +77,14 @@ from connectors.hubspot.mapping import (
 from connectors.hubspot.settings import HubSpotSettings
 from syncd.budget import TokenBucket
 from syncd.clock import utcnow
-from syncd.errors import DuplicateError, FatalError, NotFoundError, SkipError, WebhookRejected
+from syncd.errors import (
+    DuplicateError,
+    FatalError,
+    NotFoundError,
+    SkipError,
+    SyncdError,
+    WebhookRejected,
+)
 from syncd.logs import event, get_logger
 from syncd.reconcile.keys import email_key
 from syncd.retry import RetryPolicy
@@ -287,11 +295,12 @@ class HubSpotConnector(Connector):
         if delta == 0:
             raise ValueError("apply_delta needs a non-zero delta")
         names = (self.points, self.operation)
-        contact = await self.client.get_contact(account_id, names, with_history=[self.operation])
+        contact = await self.client.get_contact(account_id, names, with_history=names)
         made = self._written(contact, key)
         if made is not None:
             return WriteResult(remote_id=made.value)
         current = self._account(contact).balance
+        read_at = max((v.at for v in history(contact, self.points)), default=None)
         target = current + delta
         if target < 0:
             raise SkipError(
@@ -304,7 +313,42 @@ class HubSpotConnector(Connector):
         await self.client.update_contact(
             account_id, {self.points: str(target), self.operation: value}
         )
+        await self._restore_overwritten(account_id, key, current, read_at)
         return WriteResult(remote_id=value)
+
+    async def _restore_overwritten(
+        self, account_id: str, key: str, read: int, read_at: datetime | None
+    ) -> None:
+        """An edit that landed between our read and our PATCH was overwritten by it (HubSpot
+        has no compare-and-set): put its change back on top of ours. The points then differ
+        from what the operation property records, so the edit is a change like any other and
+        reaches Wix. Best effort, one more read: a failure here is logged, not raised (the
+        write itself was made)."""
+        names = (self.points, self.operation)
+        try:
+            after = await self.client.get_contact(account_id, names, with_history=names)
+            ours = self._written(after, key)
+            missing = 0 if ours is None else overwritten(after, self.points, read, read_at, ours)
+            if missing:
+                now = self._account(after).balance
+                await self.client.update_contact(account_id, {self.points: str(now + missing)})
+                event(
+                    log,
+                    "hubspot.overwrite_restored",
+                    level=logging.WARNING,
+                    contact=account_id,
+                    operation=key,
+                    points=missing,
+                )
+        except (SyncdError, InvalidPoints) as error:
+            event(
+                log,
+                "hubspot.overwrite_check_failed",
+                level=logging.WARNING,
+                contact=account_id,
+                operation=key,
+                error=str(error),
+            )
 
     async def read_back(self, account_id: str, *, key: str, since: datetime) -> ReadBackResult:
         """APPLIED when the operation property's history records `key` since `since`."""

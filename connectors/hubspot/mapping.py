@@ -269,6 +269,21 @@ def modified_ms(contact: Json) -> int:
     return to_ms(parse_time(str(value))) if value else 0
 
 
+def overwritten(
+    contact: Json, points_property: str, read: int, read_at: datetime | None, ours: Version
+) -> int:
+    """The change an edit made between syncd reading `read` (its newest history entry at
+    `read_at`) and syncd's write `ours`, which overwrote it; 0 when there was none."""
+    lost = [
+        v
+        for v in history(contact, points_property)
+        if (read_at is None or v.at > read_at) and v.at < ours.at
+    ]
+    if not lost:
+        return 0
+    return parse_points(max(lost, key=lambda v: v.at).value) - read
+
+
 def looks_ours(contact: Json, points_property: str, operation_property: str) -> bool:
     """Whether the points equal the value syncd's last write recorded beside them."""
     properties = contact.get("properties") or {}

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import httpx
 import pytest
+from starlette.types import Receive, Scope, Send
 
 from connectors.base import ReadBack
 from connectors.hubspot.connector import HubSpotConnector
 from connectors.hubspot.emulator import HubSpotEmulator
 from connectors.hubspot.mapping import to_ms
+from syncd.budget import TokenBucket
 from syncd.clock import utcnow
 from syncd.errors import SkipError
-from tests.connectors.hubspot.conftest import OPERATION, POINTS
-from tests.fakes import ManualClock
+from tests.connectors.hubspot.conftest import OPERATION, POINTS, hubspot_settings
+from tests.fakes import FakeTime, ManualClock
 
 pytestmark = pytest.mark.anyio
 PATCH = "PATCH /crm/v3/objects/contacts/{contact_id}"
@@ -184,3 +187,43 @@ async def test_changes_since_goes_past_the_search_result_stop(
     searches = emulator.stats.dump()["requests"]["POST /crm/v3/objects/contacts/search"]
     assert searches >= 3
     assert emulator.stats.dump()["statuses"].get("400") is None
+
+
+class EditBeforePatch:
+    """The emulator's app, with an operator's edit landing after syncd read the contact and
+    just before its PATCH is handled: the race HubSpot's lack of compare-and-set leaves."""
+
+    def __init__(self, emulator: HubSpotEmulator, clock: ManualClock, points: int) -> None:
+        self.emulator, self.clock, self.points = emulator, clock, points
+        self.armed = True
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] == "PATCH" and self.armed:
+            self.armed = False
+            contact_id = str(scope["path"]).rsplit("/", 1)[-1]
+            self.clock.advance(1)
+            self.emulator.add_points(contact_id, self.points)  # in HubSpot's UI
+            self.clock.advance(1)
+        await self.emulator.app(scope, receive, send)
+
+
+async def test_an_edit_overwritten_by_a_write_is_put_back(
+    hubspot: HubSpotConnector, emulator: HubSpotEmulator, clock: ManualClock, fake_time: FakeTime
+) -> None:
+    """An operator adds 7 between syncd's read and its write of +5: the write overwrites it,
+    syncd sees that in the history and puts the 7 back on top (100 + 5 + 7), and the feed
+    reports the contact, so the 7 reaches Wix like any edit."""
+    [contact] = emulator.seed_contacts([{"email": "race@example.com", "balance": 100}])
+    clock.advance(120)
+    cursor = str(to_ms(clock()))
+    racing = HubSpotConnector(
+        hubspot_settings("http://hubspot.test"),
+        transport=httpx.ASGITransport(EditBeforePatch(emulator, clock, 7)),
+        budget=TokenBucket(100_000, clock=fake_time.clock, sleep=fake_time.sleep),
+        search_budget=TokenBucket(100_000, clock=fake_time.clock, sleep=fake_time.sleep),
+    )
+    async with racing:
+        made = await racing.apply_delta(contact["id"], 5, key="op-race", reason="syncd:op-race")
+    assert made.remote_id == "op-race:105"
+    assert emulator.points(contact["id"]) == 112
+    assert (await hubspot.changes_since(cursor)).account_ids == [contact["id"]]
