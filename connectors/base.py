@@ -20,9 +20,16 @@ import enum
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import ClassVar, Self
+from typing import ClassVar, Self, TypeVar
 
 from syncd.settings import ConnectorSettings
+
+SettingsT = TypeVar("SettingsT", bound=ConnectorSettings)
+
+
+def settings_as(model: type[SettingsT], settings: ConnectorSettings) -> SettingsT:
+    """`settings` as a connector type's own model (a generic table is checked by it)."""
+    return settings if isinstance(settings, model) else model.model_validate(settings.model_dump())
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,7 @@ from connectors.base import (
     ReadBack,
     ReadBackResult,
     WriteResult,
+    settings_as,
 )
 from connectors.hubspot.client import HubSpotClient
 from connectors.hubspot.mapping import (
@@ -69,7 +70,6 @@ from connectors.hubspot.mapping import (
     operation_parts,
     operation_value,
     overwritten,
-    split_name,
     to_account,
     to_ms,
     verify_webhook,
@@ -86,6 +86,7 @@ from syncd.errors import (
     WebhookRejected,
 )
 from syncd.logs import event, get_logger
+from syncd.names import split_name
 from syncd.reconcile.keys import email_key
 from syncd.retry import RetryPolicy
 from syncd.settings import ConnectorSettings
@@ -120,11 +121,7 @@ class HubSpotConnector(Connector):
         search_budget: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        hubspot = (
-            settings
-            if isinstance(settings, HubSpotSettings)
-            else HubSpotSettings.model_validate(settings.model_dump())
-        )
+        hubspot = settings_as(HubSpotSettings, settings)
         super().__init__(hubspot)
         self.hubspot = hubspot
         self.client = HubSpotClient(

@@ -43,6 +43,7 @@ from syncd.errors import (
     SkipError,
     WebhookRejected,
 )
+from syncd.names import join_name
 from syncd.reconcile.keys import email_key, phone_key
 from syncd.remote import request_id, retry_after
 
@@ -196,17 +197,7 @@ def to_account(contact: Json, points_property: str) -> ExternalAccount:
 
 def full_name(properties: Json) -> str | None:
     """ "First Last" from a contact's properties, or None when it has neither."""
-    parts = [properties.get("firstname"), properties.get("lastname")]
-    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    return name or None
-
-
-def split_name(name: str | None) -> tuple[str | None, str | None]:
-    """A display name as (firstname, lastname): the first word, then the rest."""
-    if not name or not name.strip():
-        return None, None
-    first, _, last = name.strip().partition(" ")
-    return first, last.strip() or None
+    return join_name(properties.get("firstname"), properties.get("lastname"))
 
 
 # -- operations and history --------------------------------------------------------------------

@@ -37,6 +37,7 @@ from connectors.base import (
     ReadBack,
     ReadBackResult,
     WriteResult,
+    settings_as,
 )
 from connectors.sql import changes, statements
 from connectors.sql.client import SqlClient
@@ -62,11 +63,7 @@ class SqlConnector(Connector):
     )
 
     def __init__(self, settings: ConnectorSettings, *, retry: RetryPolicy | None = None) -> None:
-        sql = (
-            settings
-            if isinstance(settings, SqlSettings)
-            else SqlSettings.model_validate(settings.model_dump())
-        )
+        sql = settings_as(SqlSettings, settings)
         super().__init__(sql)
         self.sql = sql
         self.client = SqlClient(sql, retry=retry)

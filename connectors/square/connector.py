@@ -47,6 +47,7 @@ from connectors.base import (
     ReadBack,
     ReadBackResult,
     WriteResult,
+    settings_as,
 )
 from connectors.square.client import QUERY_IDS, SquareClient
 from connectors.square.mapping import (
@@ -54,13 +55,13 @@ from connectors.square.mapping import (
     LoyaltyEvent,
     format_time,
     parse_time,
-    split_name,
     to_account,
 )
 from connectors.square.settings import SquareSettings
 from syncd.budget import TokenBucket
 from syncd.clock import utcnow
 from syncd.errors import DuplicateError, NotFoundError, SkipError, WebhookRejected
+from syncd.names import split_name
 from syncd.retry import RetryPolicy
 from syncd.settings import ConnectorSettings
 
@@ -99,11 +100,7 @@ class SquareConnector(Connector):
         budget: TokenBucket | None = None,
         retry: RetryPolicy | None = None,
     ) -> None:
-        square = (
-            settings
-            if isinstance(settings, SquareSettings)
-            else SquareSettings.model_validate(settings.model_dump())
-        )
+        square = settings_as(SquareSettings, settings)
         super().__init__(square)
         self.square = square
         self.client = SquareClient(square, transport=transport, budget=budget, retry=retry)

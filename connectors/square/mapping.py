@@ -30,6 +30,7 @@ from syncd.errors import (
     RetriableError,
     SkipError,
 )
+from syncd.names import join_name
 from syncd.remote import request_id, retry_after
 
 Json = dict[str, Any]
@@ -116,17 +117,7 @@ def customer_name(customer: Json | None) -> str | None:
     """ "Given Family" from a Customer, or None when it has neither."""
     if not customer:
         return None
-    parts = [customer.get("given_name"), customer.get("family_name")]
-    name = " ".join(p.strip() for p in parts if isinstance(p, str) and p.strip())
-    return name or None
-
-
-def split_name(name: str | None) -> tuple[str | None, str | None]:
-    """A display name as (given_name, family_name): the first word, then the rest."""
-    if not name or not name.strip():
-        return None, None
-    given, _, family = name.strip().partition(" ")
-    return given, family.strip() or None
+    return join_name(customer.get("given_name"), customer.get("family_name"))
 
 
 # -- events --------------------------------------------------------------------------------------

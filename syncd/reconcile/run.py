@@ -34,6 +34,7 @@ from syncd.engine.rules import (
 )
 from syncd.errors import PreconditionError, SkipError, SyncdError
 from syncd.logs import event, get_logger
+from syncd.names import split_name
 from syncd.progress import Progress
 from syncd.reconcile.matching import Matching, match, pair_counts
 from syncd.reconcile.report import PlanRow, Report, write_plan
@@ -234,12 +235,9 @@ async def _create_missing(
     if mode in ("wix", "both"):
         for account_id in list(matching.external_only):
             staged = _staged(engine, EXTERNAL, connector.name, account_id)
-            first, _, last = (staged.name or "").partition(" ")
+            first, last = split_name(staged.name)
             contact_id, _ = await wix.create_contact(
-                email=staged.email,
-                phone=staged.phone,
-                first_name=first or None,
-                last_name=last or None,
+                email=staged.email, phone=staged.phone, first_name=first, last_name=last
             )
             account, _ = await wix.ensure_account(contact_id)
             _new_link(engine, connector.name, account.id, contact_id, staged.account_id)

@@ -21,6 +21,7 @@ from connectors.base import Connector, ExternalAccount
 from syncd.clock import utcnow
 from syncd.errors import NotFoundError, SkipError
 from syncd.logs import event, get_logger
+from syncd.names import split_name
 from syncd.reconcile.keys import email_key, phone_key
 from syncd.runtime.dirty import mark_dirty
 from syncd.store.db import session_scope
@@ -120,9 +121,9 @@ class Matcher:
             return self._link(connector.name, unlinked[0], external_id, created=False, spread=True)
         if connector.settings.create_missing not in ("wix", "both"):
             return 0
-        first, _, last = (ext.name or "").partition(" ")
+        first, last = split_name(ext.name)
         contact_id, _ = await self.wix.create_contact(
-            email=ext.email, phone=ext.phone, first_name=first or None, last_name=last or None
+            email=ext.email, phone=ext.phone, first_name=first, last_name=last
         )
         account, _ = await self.wix.ensure_account(contact_id)
         return self._link(connector.name, account, external_id, created=True, spread=True)
