@@ -2,29 +2,24 @@
 
 from __future__ import annotations
 
-import os
 import re
-import socket
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import httpx
 import pytest
 
+from tests.processes import SYNCD, clean_env, free_port
 from tests.test_settings import GOOD
-
-SYNCD = [sys.executable, "-m", "syncd"]
 
 
 def run(
     *args: str, env: dict[str, str] | None = None, timeout: float = 60
 ) -> subprocess.CompletedProcess[str]:
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     return subprocess.run(
         [*SYNCD, *args],
-        env=clean | (env or {}),
+        env=clean_env(env),
         capture_output=True,
         text=True,
         timeout=timeout,
@@ -83,20 +78,13 @@ def test_unreachable_wix_is_a_retry_message(tmp_path: Path) -> None:
     assert "database: reachable, schema up to date" in result.stdout
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
     """`syncd sandbox --port N` serves the emulators (Wix on N, Square on N+1, HubSpot on
     N+2); check-config --connect reaches Wix; HubSpot lists its seeded contacts."""
     port = free_port()
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
     server = subprocess.Popen(
         [*SYNCD, "sandbox", "--port", str(port), "--accounts", "3"],
-        env=clean,
+        env=clean_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,

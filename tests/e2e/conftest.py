@@ -3,7 +3,6 @@ against a config file, and the ledgers read back from the emulators."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from collections import Counter
@@ -18,6 +17,7 @@ from syncd.engine.outbox import TAG_PREFIX
 from syncd.sandbox.server import RunningServer, serve_in_thread
 from syncd.sandbox.wix import WixEmulator
 from tests.e2e import scenario
+from tests.processes import clean_env
 
 CONFIG = """
 [database]
@@ -52,7 +52,7 @@ class Backfill:
         """`syncd --reconcile` as its own process, the way an operator runs it."""
         return subprocess.run(
             [sys.executable, "-m", "syncd", "--reconcile", "--config", str(self.config), *args],
-            env=_clean_env(),
+            env=clean_env(),
             capture_output=True,
             text=True,
             timeout=timeout,
@@ -63,7 +63,7 @@ class Backfill:
         """Any other `syncd` command against the same config."""
         return subprocess.run(
             [sys.executable, "-m", "syncd", *args, "--config", str(self.config)],
-            env=_clean_env(),
+            env=clean_env(),
             capture_output=True,
             text=True,
             timeout=120,
@@ -73,7 +73,7 @@ class Backfill:
     def start(self) -> subprocess.Popen[str]:
         return subprocess.Popen(
             [sys.executable, "-m", "syncd", "--reconcile", "--config", str(self.config)],
-            env=_clean_env(),
+            env=clean_env(),
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
@@ -108,10 +108,6 @@ def tag_counts(wix: WixEmulator, square: SquareEmulator) -> Counter[str]:
         if reason.startswith(TAG_PREFIX):
             tags[reason.split()[0]] += 1
     return tags
-
-
-def _clean_env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
 
 
 @pytest.fixture

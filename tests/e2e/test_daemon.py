@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import os
 import random
 import signal
-import socket
 import subprocess
-import sys
 import time
 from collections import Counter
 from collections.abc import Iterator
@@ -21,6 +18,7 @@ from connectors.square.emulator import SquareEmulator
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
 from tests.e2e.conftest import tag_counts
+from tests.processes import free_port, run_syncd, start_daemon
 
 CUSTOMERS = 40
 SIGNATURE_KEY = "e2e-signature-key"
@@ -64,33 +62,10 @@ class Live:
     process: subprocess.Popen[str] | None = None
 
     def syncd(self, *args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run(
-            [sys.executable, "-m", "syncd", *args, "--config", str(self.config)],
-            env=_env(),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
+        return run_syncd(*args, config=self.config)
 
     def start_daemon(self) -> None:
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "syncd", "run", "--config", str(self.config)],
-            env=_env(),
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            try:
-                if httpx.get(f"http://127.0.0.1:{self.port}/readyz", timeout=1).status_code == 200:
-                    return
-            except httpx.TransportError:
-                pass
-            assert self.process.poll() is None, self.process.communicate()[1]
-            time.sleep(0.1)
-        raise AssertionError("the daemon never became ready")
+        self.process = start_daemon(self.config, self.port)
 
     def balances(self) -> list[tuple[int, int]]:
         wix = {a["id"]: int(a["points"]["balance"]) for a in self.wix.state.all_accounts()}
@@ -141,19 +116,9 @@ class Live:
         return len(self.wix.state.all_transactions()), len(self.square.events())
 
 
-def _env() -> dict[str, str]:
-    return {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.fixture
 def live(tmp_path: Path) -> Iterator[Live]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     wix = WixEmulator(seed=21, webhook_url=f"{base}/webhooks/wix")
     wix.activate()

@@ -12,7 +12,6 @@ import base64
 import binascii
 import dataclasses
 import json
-import os
 import signal
 import subprocess
 import sys
@@ -28,7 +27,7 @@ import pytest
 from connectors.square.emulator import SquareEmulator
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
-from tests.runtime.conftest import free_port
+from tests.processes import clean_env, free_port
 
 SECRETS = {  # '/', '+' and '=' make the URL-encoded forms differ from the plain ones
     "wix api key": "wixkey.Q7m/2Zr+8Lp=4",  # SYNCD_WIX__API_KEY
@@ -105,8 +104,7 @@ class Run:
 
 def _env() -> dict[str, str]:
     """This environment without SYNCD_* variables, plus the Wix API key (its only source)."""
-    clean = {k: v for k, v in os.environ.items() if not k.startswith("SYNCD_")}
-    return clean | {"SYNCD_WIX__API_KEY": SECRETS["wix api key"]}
+    return clean_env({"SYNCD_WIX__API_KEY": SECRETS["wix api key"]})
 
 
 def _syncd(config: Path, *args: str) -> str:

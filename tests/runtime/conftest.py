@@ -4,7 +4,6 @@ on both sides, and a daemon's HTTP app between them (`site`, shared with tests/h
 
 from __future__ import annotations
 
-import socket
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,6 +29,7 @@ from syncd.store.db import make_engine, open_store, session_scope, upgrade
 from syncd.store.models import InboxEvent, Link
 from syncd.wix.client import WixClient
 from tests.databases import BACKENDS, empty_database
+from tests.processes import free_port
 
 POSTGRES_ENV = "SYNCD_TEST_POSTGRES_URL"
 CONNECTOR = "shop"
@@ -281,12 +281,6 @@ class Site:
 
     def metric(self, name: str, source: str) -> float:
         return self.daemon.metrics.value(name, source=source)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture
