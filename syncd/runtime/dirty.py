@@ -165,6 +165,7 @@ def claim(
         select(col(Link.id))
         .where(col(Link.dirty).is_(True))
         .where(or_(col(Link.lease_until).is_(None), col(Link.lease_until) < now))
+        .where(col(Link.external_id).not_like("pending:%"))  # its account is being created
         .order_by(col(Link.dirty_since))
         .limit(limit)
         .with_for_update(skip_locked=True)

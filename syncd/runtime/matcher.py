@@ -12,7 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Mapping
 
-from sqlalchemy import update
+from sqlalchemy import and_, delete, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import col, select
@@ -31,6 +31,7 @@ from syncd.wix.models import Account
 
 log = get_logger(__name__)
 BATCH = 50
+PENDING = "pending:"  # the external id of a link whose account is being created
 
 
 class Matcher:
@@ -41,7 +42,7 @@ class Matcher:
 
     async def run(self) -> int:
         """Handle a batch of unlinked-account events; how many links it made."""
-        made = 0
+        made = await self._finish_creations()
         for row in self._pending():
             source = row.source.removesuffix(".poll")
             assert row.entity_id is not None
@@ -90,14 +91,74 @@ class Matcher:
             if found:
                 made += self._link(connector.name, account, found[0].id, created=False)
             elif connector.settings.create_missing in ("external", "both"):
-                try:
-                    created = await connector.create_account(
-                        email=email, phone=phone, name=name, key=f"create-for-wix-{account_id}"
-                    )
-                except SkipError as error:
-                    event(log, "match.not_created", connector=connector.name, error=str(error))
-                    continue
-                made += self._link(connector.name, account, created.id, created=True)
+                made += await self._create(connector, account, email, phone, name)
+        return made
+
+    async def _create(
+        self,
+        connector: Connector,
+        account: Account,
+        email: str | None,
+        phone: str | None,
+        name: str | None,
+    ) -> int:
+        """Create the Wix account's missing counterpart, crash-safe: the link is written
+        first, naming the creation's key (`PENDING` + key, bases 0/0, not dirty), then the
+        account is created under that key, then the link names it. A process that dies in
+        between leaves the pending link, which `_finish_creations` completes with the same
+        key — so the account syncd made is never mistaken later for one that was there before
+        (which would start the link under the initial policy and could take Wix's points)."""
+        key = f"create-for-wix-{account.id}"
+        if not self._link(connector.name, account, PENDING + key, created=True, pending=True):
+            return 0
+        return await self._complete(connector, account, key, email, phone, name)
+
+    async def _complete(
+        self,
+        connector: Connector,
+        account: Account,
+        key: str,
+        email: str | None,
+        phone: str | None,
+        name: str | None,
+    ) -> int:
+        """Create the account under `key` (again, if a process stopped: the key makes that
+        safe) and let the pending link name it; a creation refused for good drops the link."""
+        pending = and_(
+            col(Link.connector) == connector.name, col(Link.external_id) == PENDING + key
+        )
+        try:
+            created = await connector.create_account(email=email, phone=phone, name=name, key=key)
+        except SkipError as error:
+            event(log, "match.not_created", connector=connector.name, error=str(error))
+            with session_scope(self.engine) as session:
+                session.execute(delete(Link).where(pending))
+            return 0
+        with session_scope(self.engine) as session:
+            session.execute(
+                update(Link)
+                .where(pending)
+                .values(external_id=created.id, dirty=True, dirty_since=utcnow())
+            )
+        event(log, "match.created", connector=connector.name, wix=account.id, external=created.id)
+        return 1
+
+    async def _finish_creations(self) -> int:
+        """Complete the creations a process left pending when it stopped."""
+        with session_scope(self.engine) as session:
+            left = session.exec(select(Link).where(col(Link.external_id).startswith(PENDING))).all()
+        made = 0
+        for link in left:
+            connector = self.connectors.get(link.connector)
+            if connector is None:
+                continue
+            try:
+                account = await self.wix.get_account(link.wix_account_id)
+            except NotFoundError:
+                continue
+            email, phone, name = await self._wix_keys(account)
+            key = link.external_id.removeprefix(PENDING)
+            made += await self._complete(connector, account, key, email, phone, name)
         return made
 
     async def _from_external(self, connector: Connector, external_id: str) -> int:
@@ -177,6 +238,7 @@ class Matcher:
         *,
         created: bool,
         spread: bool = False,
+        pending: bool = False,
     ) -> int:
         """A new link, dirty at once; a created account starts at bases (0, 0).
 
@@ -204,8 +266,8 @@ class Matcher:
                         external_id=external_id,
                         wix_base=0 if created else None,
                         ext_base=0 if created else None,
-                        dirty=True,
-                        dirty_since=now,
+                        dirty=not pending,
+                        dirty_since=None if pending else now,
                     )
                 )
         except IntegrityError:

@@ -11,7 +11,7 @@ from connectors.square.connector import SquareConnector
 from connectors.square.emulator import SquareEmulator
 from syncd.clock import utcnow
 from syncd.runtime.dirty import record_change
-from syncd.runtime.matcher import Matcher
+from syncd.runtime.matcher import PENDING, Matcher
 from syncd.store.db import session_scope
 from syncd.store.models import Link
 from syncd.wix.client import WixClient
@@ -62,3 +62,37 @@ async def test_a_customer_new_at_one_spoke_is_created_at_the_others(remotes: Rem
     [created] = kiosk.accounts()
     assert made[OTHER].external_id == created["id"]
     assert created["mapping"]["phone_number"] == "+14155550123"
+
+
+async def test_a_creation_cut_short_is_finished_with_the_same_account(remotes: Remotes) -> None:
+    """A process that stopped between creating a Square account for a new Wix customer and
+    linking it leaves a pending link; the next run links that very account as created by
+    syncd (bases 0/0, so the customer's 50 Wix points go to Square) — not as one found
+    there, which would start it under the initial policy and could take Wix's points."""
+    shop_settings = remotes.square_settings.model_copy(update={"create_missing": "external"})
+    [wix] = remotes.wix_site.seed_accounts(
+        [{"email": "cut@example.com", "phone": "+14155550177", "balance": 50}]
+    )
+    key = f"create-for-wix-{wix['id']}"
+    async with (
+        WixClient(remotes.wix_settings, transport=httpx.ASGITransport(remotes.wix_site.app)) as w,
+        SquareConnector(shop_settings, transport=httpx.ASGITransport(remotes.square.app)) as shop,
+    ):
+        with session_scope(remotes.engine) as session:
+            session.add(
+                Link(
+                    connector=CONNECTOR,
+                    wix_account_id=wix["id"],
+                    external_id=PENDING + key,
+                    wix_base=0,
+                    ext_base=0,
+                )
+            )
+        made = await shop.create_account(
+            email="cut@example.com", phone="+14155550177", name=None, key=key
+        )  # ... and then the process stopped
+        assert await Matcher(remotes.engine, w, {CONNECTOR: shop}).run() == 1
+    with session_scope(remotes.engine) as session:
+        [link] = session.exec(select(Link)).all()
+    assert (link.external_id, link.wix_base, link.ext_base, link.dirty) == (made.id, 0, 0, True)
+    assert [a["id"] for a in remotes.square.accounts()] == [made.id]
