@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -39,6 +41,43 @@ create_missing = "both"
 requests_per_minute = 100000
 timeout_seconds = 1.0
 """
+
+
+DAEMON_HEAD = """
+[database]
+url = "sqlite:///{db}"
+[wix]
+base_url = "{wix_url}"
+site_id = "{site_id}"
+api_key = "{api_key}"
+webhook_public_key_file = "{pem}"
+requests_per_minute = 100000
+timeout_seconds = 2.0
+[sync]
+poll_interval_seconds = 1
+[server]
+host = "127.0.0.1"
+port = {port}
+"""
+"""The part of a `syncd run` config every daemon test shares: Wix, the store, a 1 s poll."""
+
+
+def converge(
+    balances: Callable[[], list[Any]], expected: Callable[[], list[Any]], timeout: float
+) -> None:
+    """Wait until every customer's balances are as expected; else fail naming the first ones
+    that are not."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if balances() == expected():
+            return
+        time.sleep(0.2)
+    diffs = [
+        (i, got, want)
+        for i, (got, want) in enumerate(zip(balances(), expected(), strict=True))
+        if got != want
+    ]
+    raise AssertionError(f"not converged: {diffs[:10]}")
 
 
 @dataclass

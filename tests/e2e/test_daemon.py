@@ -17,27 +17,14 @@ import pytest
 from connectors.square.emulator import SquareEmulator
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
-from tests.e2e.conftest import tag_counts
+from tests.e2e.conftest import DAEMON_HEAD, converge, tag_counts
 from tests.processes import free_port, run_syncd, start_daemon
 
 CUSTOMERS = 40
 SIGNATURE_KEY = "e2e-signature-key"
-CONFIG = """
-[database]
-url = "sqlite:///{db}"
-[wix]
-base_url = "{wix_url}"
-site_id = "{site_id}"
-api_key = "{api_key}"
-webhook_public_key_file = "{pem}"
-requests_per_minute = 100000
-timeout_seconds = 2.0
-[sync]
-poll_interval_seconds = 1
-[server]
-host = "127.0.0.1"
-port = {port}
-[[connectors]]
+CONFIG = (
+    DAEMON_HEAD
+    + """[[connectors]]
 name = "shop"
 type = "square"
 base_url = "{square_url}"
@@ -48,6 +35,7 @@ create_missing = "wix"
 requests_per_minute = 100000
 timeout_seconds = 2.0
 """
+)
 
 
 @dataclass
@@ -97,17 +85,7 @@ class Live:
                 self.changes[i] += amount
 
     def converge(self, timeout: float = 45) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.balances() == self.expected():
-                return
-            time.sleep(0.2)
-        diffs = [
-            (i, got, want)
-            for i, (got, want) in enumerate(zip(self.balances(), self.expected(), strict=True))
-            if got != want
-        ]
-        raise AssertionError(f"not converged: {diffs[:10]}")
+        converge(self.balances, self.expected, timeout)
 
     def tag_counts(self) -> Counter[str]:
         return tag_counts(self.wix, self.square)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import random
 import signal
 import subprocess
-import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -24,29 +23,16 @@ from connectors.square.emulator import SquareEmulator
 from syncd.engine.outbox import TAG_PREFIX
 from syncd.sandbox.server import serve_in_thread
 from syncd.sandbox.wix import WixEmulator
-from tests.e2e.conftest import tag_counts
+from tests.e2e.conftest import DAEMON_HEAD, converge, tag_counts
 from tests.processes import free_port, run_syncd, start_daemon
 
 CUSTOMERS = 24
 SQUARE_KEY = "spokes-square-signature-key"
 HUBSPOT_SECRET = "spokes-hubspot-client-secret"
 OPERATION_PROPERTY = "syncd_last_operation"
-CONFIG = """
-[database]
-url = "sqlite:///{db}"
-[wix]
-base_url = "{wix_url}"
-site_id = "{site_id}"
-api_key = "{api_key}"
-webhook_public_key_file = "{pem}"
-requests_per_minute = 100000
-timeout_seconds = 2.0
-[sync]
-poll_interval_seconds = 1
-[server]
-host = "127.0.0.1"
-port = {port}
-
+CONFIG = (
+    DAEMON_HEAD
+    + """
 [[connectors]]
 name = "shop"
 type = "square"
@@ -75,6 +61,7 @@ url = "{till_url}"
 mode = "ledger"
 ledger_table = "points_ledger"
 """
+)
 
 
 @dataclass
@@ -156,17 +143,7 @@ class Spokes:
         return 12
 
     def converge(self, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.balances() == self.expected():
-                return
-            time.sleep(0.25)
-        diffs = [
-            (i, got, want)
-            for i, (got, want) in enumerate(zip(self.balances(), self.expected(), strict=True))
-            if got != want
-        ]
-        raise AssertionError(f"not converged: {diffs[:8]}")
+        converge(self.balances, self.expected, timeout)
 
     def hubspot_writes(self) -> Counter[str]:
         """How many times each syncd operation was written to HubSpot (its property history)."""
