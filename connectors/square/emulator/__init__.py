@@ -60,7 +60,13 @@ from typing import Any
 import httpx
 from starlette.types import ASGIApp
 
-from connectors.square.emulator.activity import Activity, seed_account, seed_customer, till_activity
+from connectors.square.emulator.activity import (
+    Activity,
+    collector_paused,
+    seed_account,
+    seed_customer,
+    till_activity,
+)
 from connectors.square.emulator.app import build_app
 from connectors.square.emulator.errors import SquareApiError
 from connectors.square.emulator.gate import SquareFrontDoor, Stats
@@ -155,16 +161,17 @@ class SquareEmulator(SandboxEmulator[SquareKnobs]):
         """Customers with loyalty accounts: `n` generated ones, or from {email, phone, name,
         balance} dicts (a negative balance is allowed). No webhooks."""
         specs = customer_specs(accounts, existing=len(self.state.accounts), phone="+1415555{:04d}")
-        return [
-            seed_account(
-                self.state,
-                phone=str(spec.get("phone") or ""),
-                email=spec.get("email"),
-                name=spec.get("name"),
-                balance=int(spec.get("balance", 0)),
-            )
-            for spec in specs
-        ]
+        with collector_paused():
+            return [
+                seed_account(
+                    self.state,
+                    phone=str(spec.get("phone") or ""),
+                    email=spec.get("email"),
+                    name=spec.get("name"),
+                    balance=int(spec.get("balance", 0)),
+                )
+                for spec in specs
+            ]
 
     def seed_customer(
         self, *, email: str | None = None, phone: str | None = None, name: str | None = None

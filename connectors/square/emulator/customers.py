@@ -16,6 +16,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.square.emulator.errors import bad_request, not_found
+from connectors.square.emulator.keyset import Grouped
 from connectors.square.emulator.knobs import SquareKnobs
 from connectors.square.emulator.wire import (
     Clock,
@@ -42,7 +43,7 @@ _TIME_FILTERS = ("created_at", "updated_at")
 NAME_FIELDS = ("given_name", "family_name", "company_name", "email_address", "phone_number")
 
 
-@dataclass
+@dataclass(slots=True)  # hundreds of thousands of them: no __dict__ each
 class Customer:
     """One customer profile (`CustomerDirectory.wire` gives the API shape)."""
 
@@ -64,10 +65,16 @@ class CustomerDirectory:
         self.clock = clock
         self.ids = ids
         self.customers: dict[str, Customer] = {}
+        # Customers by E.164 phone and by lower-case email, oldest first: lookups by either
+        # read only those customers.
+        self._by_phone: Grouped[str | None, Customer] = Grouped()
+        self._by_email: Grouped[str, Customer] = Grouped()
 
     def reset(self) -> None:
         """No customers."""
         self.customers.clear()
+        self._by_phone.clear()
+        self._by_email.clear()
 
     def wire(self, customer: Customer) -> Json:
         """The Customer object as the API returns it."""
@@ -120,6 +127,10 @@ class CustomerDirectory:
             creation_source=source,
         )
         self.customers[customer.id] = customer
+        if phone:
+            self._by_phone.add(normal_phone(phone), customer)
+        if email:
+            self._by_email.add(email.lower(), customer)
         return customer
 
     def get(self, customer_id: str) -> Customer:
@@ -132,6 +143,8 @@ class CustomerDirectory:
     def with_phone(self, phone: str) -> list[Customer]:
         """Customers whose phone is `phone` in E.164, oldest first (no search lag)."""
         wanted = normal_phone(phone)
+        if wanted is not None:
+            return self._by_phone.get(wanted)
         return [
             c
             for c in self.customers.values()
@@ -167,7 +180,7 @@ class CustomerDirectory:
         now = self.clock()
         matches = [
             c
-            for c in self.customers.values()
+            for c in self._candidates(query.get("filter"))
             if c.visible_from <= now and _matches(c, obj(query.get("filter"), "query.filter"))
         ]
         matches = _sorted(matches, obj(query.get("sort"), "query.sort"))
@@ -180,6 +193,19 @@ class CustomerDirectory:
         if body.get("count") is True:
             answer["count"] = len(matches)
         return answer
+
+    def _candidates(self, filter: Any) -> list[Customer]:
+        """The customers `filter` may match: only those with the phone or email when it is
+        one exact phone or email (which can fail on no customer), else all of them."""
+        if isinstance(filter, dict) and len(filter) == 1:
+            ((name, condition),) = filter.items()
+            exact = condition.get("exact") if isinstance(condition, dict) else None
+            if isinstance(exact, str) and len(condition) == 1:
+                if name == "phone_number":
+                    return self._by_phone.get(normal_phone(exact))
+                if name == "email_address":
+                    return self._by_email.get(exact.lower())
+        return list(self.customers.values())
 
 
 def _matches(customer: Customer, filter: Json) -> bool:

@@ -19,6 +19,7 @@ from typing import Any
 from connectors.square.emulator.customers import Customer, CustomerDirectory
 from connectors.square.emulator.errors import bad_request, not_found
 from connectors.square.emulator.idempotency import IdempotencyStore
+from connectors.square.emulator.keyset import CreationOrder, Grouped, Position
 from connectors.square.emulator.knobs import SquareKnobs
 from connectors.square.emulator.wire import Clock, IdFactory, Json, parse_time, refuse, rfc3339
 
@@ -38,7 +39,7 @@ class Notification:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)  # hundreds of thousands of them: no __dict__ each
 class Account:
     """A loyalty account (`LoyaltyState.account_wire` gives the API shape)."""
 
@@ -54,7 +55,7 @@ class Account:
     lifetime_points: int = 0
 
 
-@dataclass
+@dataclass(slots=True)  # hundreds of thousands of them: no __dict__ each
 class LedgerEvent:
     """A LoyaltyEvent; `detail` is the type's object (e.g. adjust_points)."""
 
@@ -89,6 +90,12 @@ class LoyaltyState:
         self.idempotency = IdempotencyStore(knobs, clock)
         self.accounts: dict[str, Account] = {}
         self.events: list[LedgerEvent] = []
+        # Indexes, so that no API call reads every account or event.
+        self.account_order: CreationOrder[Account] = CreationOrder(position)
+        self.account_by_phone: dict[str, Account] = {}
+        self.accounts_by_customer: Grouped[str, Account] = Grouped()
+        self.event_order: CreationOrder[LedgerEvent] = CreationOrder(position)
+        self.events_by_account: Grouped[str, LedgerEvent] = Grouped()
         self._new_program()
 
     def _new_program(self) -> None:
@@ -103,6 +110,11 @@ class LoyaltyState:
             self.idempotency.reset()
             self.accounts.clear()
             self.events.clear()
+            self.account_order.clear()
+            self.account_by_phone.clear()
+            self.accounts_by_customer.clear()
+            self.event_order.clear()
+            self.events_by_account.clear()
             self._new_program()
 
     # ---- wire shapes ---------------------------------------------------------------------
@@ -203,7 +215,7 @@ class LoyaltyState:
         with self.lock:
             if program_id != self.program_id:
                 raise not_found("Loyalty program", program_id)
-            if any(a.phone == phone for a in self.accounts.values()):
+            if phone in self.account_by_phone:
                 raise refuse(
                     self.knobs.duplicate_phone_status,
                     self.knobs.duplicate_phone_code,
@@ -232,6 +244,9 @@ class LoyaltyState:
                 enrolled=enrolled or (now if seeding else None),
             )
             self.accounts[account.id] = account
+            self.account_order.add(account)
+            self.account_by_phone[phone] = account
+            self.accounts_by_customer.add(customer.id, account)
             if not seeding:
                 self.notify("loyalty.account.created", account)
             return account
@@ -302,6 +317,8 @@ class LoyaltyState:
                 points=points,
             )
             self.events.append(event)
+            self.event_order.add(event)
+            self.events_by_account.add(account.id, event)
             if emit:
                 self.notify("loyalty.event.created", event)
                 if points:
@@ -327,6 +344,11 @@ class LoyaltyState:
         """The whole ledger, oldest first, wire-shaped."""
         with self.lock:
             return [self.event_wire(e) for e in self.events]
+
+
+def position(record: Account | LedgerEvent) -> Position:
+    """Where a record sorts in searches: (created, seq)."""
+    return record.created, record.seq
 
 
 def require_key(body: Json) -> str:

@@ -4,15 +4,23 @@ Cursors are keyset cursors (the position of the last item sent) bound to the que
 made for: a page never repeats or skips an item when events are added between calls, and a
 cursor sent with another query is 400 INVALID_CURSOR. Empty lists are left out of answers, as
 Square leaves out empty fields.
+
+Pages are read from the model's indexes, never by sorting everything: all accounts by bisecting
+their creation order, mapped phones and customers by lookup, an account's events from its own
+list, other events from the cursor (and the filter's start time) back.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from dataclasses import dataclass
 from datetime import datetime
+from itertools import islice
 from typing import Any
 
 from connectors.square.emulator.errors import bad_request
-from connectors.square.emulator.loyalty import Account, LedgerEvent, LoyaltyState
+from connectors.square.emulator.keyset import Position
+from connectors.square.emulator.loyalty import Account, LedgerEvent, LoyaltyState, position
 from connectors.square.emulator.wire import (
     Json,
     decode_cursor,
@@ -41,7 +49,6 @@ EVENT_TYPES = frozenset(
         "ACCUMULATE_PROMOTION_POINTS",
     }
 )
-Position = tuple[datetime, int]
 
 
 def search_accounts(state: LoyaltyState, body: Json) -> Json:
@@ -59,38 +66,53 @@ def search_accounts(state: LoyaltyState, body: Json) -> Json:
     )
     query_print = fingerprint(query)
     after = _position(body.get("cursor"), query_print)
-
-    def wanted(account: Account) -> bool:
-        if query.get("mappings") is not None:
-            return account.phone in phones
-        if query.get("customer_ids") is not None:
-            return account.customer_id in customer_ids
-        return True
-
     with state.lock:
-        ordered = sorted(state.accounts.values(), key=lambda a: (a.created, a.seq))
-        matches = [
-            a for a in ordered if wanted(a) and (after is None or (a.created, a.seq) > after)
-        ]
-        page = matches[:size]
+        page, more = _accounts_page(state, query, phones, customer_ids, after, size)
         answer: Json = {}
         if page:
             answer["loyalty_accounts"] = [state.account_wire(a) for a in page]
-        if len(matches) > size:
+        if more:
             answer["cursor"] = _cursor(page[-1].created, page[-1].seq, query_print)
         return answer
+
+
+def _accounts_page(
+    state: LoyaltyState,
+    query: Json,
+    phones: set[str],
+    customer_ids: list[str],
+    after: Position | None,
+    size: int,
+) -> tuple[list[Account], bool]:
+    """The page's accounts, oldest first, and whether more match after them."""
+    if query.get("mappings") is not None:
+        found = [state.account_by_phone[p] for p in phones if p in state.account_by_phone]
+    elif query.get("customer_ids") is not None:
+        by_customer = state.accounts_by_customer
+        found = [a for c in dict.fromkeys(customer_ids) for a in by_customer.get(c)]
+    else:
+        order = state.account_order
+        start = 0 if after is None else order.index(after, after=True)
+        return order.items(start, start + size), len(order) - start > size
+    matches = [a for a in sorted(found, key=position) if after is None or position(a) > after]
+    return matches[:size], len(matches) > size
 
 
 def search_events(state: LoyaltyState, body: Json) -> Json:
     """One page of events matching `query.filter`, newest first."""
     query = obj(body.get("query"), "query")
     size = limit(body.get("limit"), default=EVENTS_DEFAULT, maximum=EVENTS_MAX)
-    check = _event_filter(obj(query.get("filter"), "query.filter"), state.knobs.timestamp_precision)
+    wanted = _event_filter(
+        obj(query.get("filter"), "query.filter"), state.knobs.timestamp_precision
+    )
     query_print = fingerprint(query)
     after = _position(body.get("cursor"), query_print)
     with state.lock:
-        ordered = sorted(state.events, key=lambda e: (e.created, e.seq), reverse=True)
-        matches = [e for e in ordered if check(e) and (after is None or (e.created, e.seq) < after)]
+        candidates = _newest_first(state, wanted, after)
+        selected = (
+            e for e in candidates if wanted.matches(e) and (after is None or position(e) < after)
+        )
+        matches = list(islice(selected, size + 1))
         page = matches[:size]
         answer: Json = {}
         if page:
@@ -100,7 +122,50 @@ def search_events(state: LoyaltyState, body: Json) -> Json:
         return answer
 
 
-def _event_filter(filter: Json, precision: str) -> Any:
+def _newest_first(
+    state: LoyaltyState, wanted: EventFilter, after: Position | None
+) -> Iterator[LedgerEvent]:
+    """Newest first, the events the filter and cursor may select: the account's own when it
+    names one, else those from the filter's start time to the cursor."""
+    if wanted.account_id is not None:
+        own = state.events_by_account.get(wanted.account_id)
+        return iter(sorted(own, key=position, reverse=True))
+    order = state.event_order
+    stop = len(order) if after is None else order.index(after, after=False)
+    start = 0
+    if wanted.start is not None:
+        start = order.index(wanted.start, after=False, by=wanted.shown)
+    return order.newest_first(start, stop)
+
+
+@dataclass(frozen=True)
+class EventFilter:
+    """Search Loyalty Events' `query.filter`, read and checked."""
+
+    precision: str
+    account_id: str | None = None
+    types: list[str] | None = None
+    start: datetime | None = None
+    end: datetime | None = None
+    locations: list[str] | None = None
+
+    def shown(self, event: LedgerEvent) -> datetime:
+        """The event's time as the API shows it: what the date filter compares."""
+        return truncate(event.created, self.precision)
+
+    def matches(self, event: LedgerEvent) -> bool:
+        """Whether the filter selects `event`."""
+        shown = self.shown(event)
+        return (
+            (self.account_id is None or event.account_id == self.account_id)
+            and (self.types is None or event.type in self.types)
+            and (self.start is None or shown >= self.start)
+            and (self.end is None or shown < self.end)
+            and (self.locations is None or event.location_id in self.locations)
+        )
+
+
+def _event_filter(filter: Json, precision: str) -> EventFilter:
     account_filter = obj(filter.get("loyalty_account_filter"), "loyalty_account_filter")
     account_id = None
     if filter.get("loyalty_account_filter") is not None:
@@ -139,18 +204,7 @@ def _event_filter(filter: Json, precision: str) -> Any:
         "location_filter",
     }:
         raise bad_request(f"Filter `{name}` is not supported by the sandbox.", field=name)
-
-    def check(event: LedgerEvent) -> bool:
-        shown = truncate(event.created, precision)
-        return (
-            (account_id is None or event.account_id == account_id)
-            and (types is None or event.type in types)
-            and (start is None or shown >= start)
-            and (end is None or shown < end)
-            and (locations is None or event.location_id in locations)
-        )
-
-    return check
+    return EventFilter(precision, account_id, types, start, end, locations)
 
 
 def _phones(mappings: Any) -> set[str]:

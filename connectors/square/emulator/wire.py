@@ -16,6 +16,7 @@ from syncd.sandbox.wire import Json as Json
 
 E164 = re.compile(r"^\+[1-9]\d{7,14}$")
 _BASE32 = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+_VERSION_4 = (0xF000 << 64) | (0xC000 << 48)  # the bits `uuid.UUID(version=4)` sets
 
 
 def rfc3339(moment: datetime, precision: str = "s") -> str:
@@ -47,11 +48,29 @@ def parse_time(value: Any, field: str) -> datetime:
 
 
 class IdFactory(ids.IdFactory):
-    """Seeded ids (`syncd.sandbox.ids`), plus Square-style base-32 ones."""
+    """Seeded ids (`syncd.sandbox.ids`), plus Square-style base-32 ones; both drawn faster than
+    the shared factory draws the same ones (seeding makes four an account)."""
+
+    def uuid(self) -> str:
+        """The id `str(uuid.UUID(int=<128 random bits>, version=4))` makes, without the object."""
+        bits = self._rng.getrandbits(128) & ~_VERSION_4 | (4 << 76) | (0x8000 << 48)
+        text = f"{bits:032x}"
+        return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
     def square_id(self, length: int = 26) -> str:
-        """An uppercase base-32 id like Square's customer and location ids."""
-        return self.token(_BASE32, length)
+        """An uppercase base-32 id like Square's customer and location ids.
+
+        The same characters `self.token(_BASE32, length)` draws (`random.choice` of 32 takes
+        6 random bits, drawing again while they exceed 31), several times faster: seeding
+        makes one per customer.
+        """
+        draw = self._rng.getrandbits
+        chars: list[str] = []
+        while len(chars) < length:
+            bits = draw(6)
+            if bits < len(_BASE32):
+                chars.append(_BASE32[bits])
+        return "".join(chars)
 
 
 def fingerprint(value: Any) -> str:

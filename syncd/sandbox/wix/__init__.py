@@ -77,7 +77,7 @@ from syncd.sandbox.wix.errors import WixApiError
 from syncd.sandbox.wix.gate import Stats, WixFrontDoor
 from syncd.sandbox.wix.knobs import WixKnobs
 from syncd.sandbox.wix.model import Change
-from syncd.sandbox.wix.site import recalculate, seed_account, site_activity
+from syncd.sandbox.wix.site import collector_paused, recalculate, seed_account, site_activity
 from syncd.sandbox.wix.state import WixState
 from syncd.sandbox.wix.webhooks import EventSigner, SigningKeys, WebhookEvent
 from syncd.sandbox.wix.wire import IdFactory
@@ -170,17 +170,18 @@ class WixEmulator(SandboxEmulator[WixKnobs]):
             phone="(415) 555-{:04d}",
             extra={"countryCode": "US"},
         )
-        return [
-            seed_account(
-                self.state,
-                email=spec.get("email"),
-                name=spec.get("name"),
-                phone=spec.get("phone"),
-                country_code=spec.get("countryCode"),
-                balance=int(spec.get("balance", 0)),
-            )
-            for spec in specs
-        ]
+        with collector_paused():
+            return [
+                seed_account(
+                    self.state,
+                    email=spec.get("email"),
+                    name=spec.get("name"),
+                    phone=spec.get("phone"),
+                    country_code=spec.get("countryCode"),
+                    balance=int(spec.get("balance", 0)),
+                )
+                for spec in specs
+            ]
 
     def activity(
         self, account_id: str, kind: str, amount: int, description: str | None = None

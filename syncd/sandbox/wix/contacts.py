@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-import copy
 import re
+from collections.abc import Iterable
 from typing import Any
 
 from syncd.sandbox.wix.errors import WixApiError, invalid, not_found
-from syncd.sandbox.wix.wire import Clock, IdFactory, iso
+from syncd.sandbox.wix.ordered import CreationOrder, Grouped, Key, Records
+from syncd.sandbox.wix.wire import Clock, IdFactory, iso, json_copy
 
 # Calling codes for the countries a demo is likely to use; others get no e164Phone unless the
 # phone is typed with a leading "+".
@@ -65,20 +66,34 @@ class ContactBook:
         self._clock = clock
         self._new_id = new_id
         self.contacts: dict[str, dict[str, Any]] = {}
+        self.order: CreationOrder[dict[str, Any]] = CreationOrder(_contact_key)
+        # Contacts by email (lower case), oldest first, and the first with each phone:
+        # duplicates and an email's contacts are found at once.
+        self._with_email: Grouped[str, str] = Grouped()
+        self._phone_owners: dict[str, str] = {}
+
+    def records(self) -> Records:
+        """The contacts as the query route pages them: the stored dicts themselves, which
+        nothing changes once made and the route only encodes, so a page copies nothing."""
+        return Records(self.order, _as_stored)
 
     def get(self, contact_id: str) -> dict[str, Any]:
         """The contact as the API returns it; 404 when unknown."""
         contact = self.contacts.get(contact_id)
         if contact is None:
             raise not_found("contact", contact_id)
-        return copy.deepcopy(contact)
+        return json_copy(contact)
 
     def all(self) -> list[dict[str, Any]]:
         """Every contact, wire-shaped, oldest first."""
-        return [copy.deepcopy(c) for c in self.contacts.values()]
+        return [json_copy(c) for c in self.contacts.values()]
 
     def create(self, info: Any, *, allow_duplicates: bool = False) -> dict[str, Any]:
         """Create a contact; 409 DUPLICATE_CONTACT_EXISTS on a used email (or, without, phone)."""
+        return json_copy(self.add(info, allow_duplicates=allow_duplicates))
+
+    def add(self, info: Any, *, allow_duplicates: bool = False) -> dict[str, Any]:
+        """`create`, returning the stored contact itself (not to be changed)."""
         if not isinstance(info, dict):
             raise invalid("info", "is required", "REQUIRED_FIELD")
         emails = self._emails(info)
@@ -89,9 +104,7 @@ class ContactBook:
         if not allow_duplicates:
             self._refuse_duplicate(emails, phones)
         now = iso(self._clock())
-        contact_info = {
-            k: copy.deepcopy(v) for k, v in info.items() if k not in ("emails", "phones")
-        }
+        contact_info = {k: json_copy(v) for k, v in info.items() if k not in ("emails", "phones")}
         contact_info["emails"] = {"items": emails}
         contact_info["phones"] = {"items": phones}
         primary_email = next((e for e in emails if e["primary"]), None)
@@ -121,21 +134,47 @@ class ContactBook:
                 if primary_phone.get(key) is not None
             } | {"subscriptionStatus": "NOT_SET", "deliverabilityStatus": "NOT_SET"}
         self.contacts[contact["id"]] = contact
-        return copy.deepcopy(contact)
+        self.order.add(contact)
+        for key in dict.fromkeys(_email_key(item["email"]) for item in emails):
+            self._with_email.add(key, contact["id"])
+        for item in phones:
+            self._phone_owners.setdefault(_phone_key(item), contact["id"])
+        return contact
+
+    def with_email(self, email: str) -> list[dict[str, Any]]:
+        """The stored contacts with this email (any case), oldest first."""
+        return [self.contacts[i] for i in self._with_email.get(_email_key(email))]
 
     def _refuse_duplicate(self, emails: list[dict[str, Any]], phones: list[dict[str, Any]]) -> None:
+        """409 naming the oldest contact with one of the emails (or, without any, phones)."""
         if emails:
-            wanted = {e["email"].lower() for e in emails}
-            for contact in self.contacts.values():
-                for item in contact["info"]["emails"]["items"]:
-                    if item["email"].lower() in wanted:
-                        raise _duplicate(contact["id"], duplicateEmail=item["email"])
+            wanted = {_email_key(e["email"]) for e in emails}
+            contact = self._oldest(
+                found[0] for key in wanted if (found := self._with_email.get(key))
+            )
+            if contact is not None:
+                item = next(
+                    i
+                    for i in contact["info"]["emails"]["items"]
+                    if _email_key(i["email"]) in wanted
+                )
+                raise _duplicate(contact["id"], duplicateEmail=item["email"])
             return
         wanted_phones = {_phone_key(p) for p in phones}
-        for contact in self.contacts.values():
-            for item in contact["info"]["phones"]["items"]:
-                if _phone_key(item) in wanted_phones:
-                    raise _duplicate(contact["id"], duplicatePhone=item["phone"])
+        owners = self._phone_owners
+        contact = self._oldest(owners[key] for key in wanted_phones if key in owners)
+        if contact is not None:
+            item = next(
+                i for i in contact["info"]["phones"]["items"] if _phone_key(i) in wanted_phones
+            )
+            raise _duplicate(contact["id"], duplicatePhone=item["phone"])
+
+    def _oldest(self, contact_ids: Iterable[str]) -> dict[str, Any] | None:
+        """The oldest of these contacts (None when there are none)."""
+        owners = set(contact_ids)
+        if len(owners) > 1:
+            return next(c for c in self.contacts.values() if c["id"] in owners)
+        return self.contacts[owners.pop()] if owners else None
 
     def _emails(self, info: dict[str, Any]) -> list[dict[str, Any]]:
         items = (info.get("emails") or {}).get("items") or []
@@ -184,6 +223,18 @@ def _mark_primary(items: list[dict[str, Any]]) -> None:
     chosen = next((i for i, item in enumerate(items) if item["primary"]), 0)
     for index, item in enumerate(items):
         item["primary"] = index == chosen
+
+
+def _as_stored(contact: dict[str, Any]) -> dict[str, Any]:
+    return contact
+
+
+def _contact_key(contact: dict[str, Any]) -> Key:
+    return contact["createdDate"], contact["id"]
+
+
+def _email_key(email: str) -> str:
+    return email if email.islower() else email.lower()  # keeps the stored string when it can
 
 
 def _phone_key(item: dict[str, Any]) -> str:

@@ -27,7 +27,7 @@ class Change:
     at: datetime
 
 
-@dataclass
+@dataclass(slots=True)  # hundreds of thousands of them: no __dict__ each
 class Account:
     """A loyalty account (`WixState.account_wire` gives the API shape)."""
 

@@ -1,256 +1,121 @@
-"""The Wix API query language over JSON dicts: filters, sorting, search, cursor and offset paging.
-
-Filters: `{"field.path": value}` (implicit `$eq`), `{"field": {"$op": value}}` with `$eq $ne
-$in $exists $lt $lte $gt $gte $startsWith $hasSome`, and `$and`/`$or` (lists) and `$not`.
-A path fans out over lists and over Wix's `{"items": [...]}` wrappers, so the Contacts filter
-`info.emails.email` reaches `info.emails.items[].email`; a condition holds when any reached
-value satisfies it (`$ne` when none equals). ISO-8601 strings (and `{"$date": ...}`) compare
-as instants.
+"""Paging over the Wix query language (`syncd.sandbox.wix.filters`): cursor and offset pages.
 
 Cursor paging is keyset-based: a cursor carries the filter, sort and search of the first
 request plus the sort key and id of the page's edge item, so rows inserted or removed while a
 client pages are neither skipped nor repeated. After the first page the client sends the
 cursor (and may repeat `limit`, as the JS SDK does); anything else is ignored.
+
+Pages come from a list of documents or from `Records` (`syncd.sandbox.wix.ordered`). Over
+`Records`, a plain query (no filter, no search, the default sort) bisects the records' creation
+order, so a page costs its own size, not the whole list; any other query selects and sorts the
+records' candidates. Both paths answer the same pages, cursors and errors.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import functools
 import json
-import re
-from collections.abc import Callable, Iterator
-from datetime import datetime
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, Protocol
 
-Doc = dict[str, Any]
+from syncd.sandbox.wix.filters import Doc, compare_keys, parse_sort, selects_everything, sort_key
+from syncd.sandbox.wix.filters import QueryError as QueryError  # re-exported: the API's 400
+from syncd.sandbox.wix.filters import matches as matches  # re-exported for callers and tests
+from syncd.sandbox.wix.filters import select as select
+from syncd.sandbox.wix.ordered import Records, by_creation, usable_key
 
 MAX_CURSOR_LIMIT = 100
 DEFAULT_LIMIT = 50
-_ISO = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}")
-_ALIASES = {"_id": "id", "_createdDate": "createdDate", "_updatedDate": "updatedDate"}
+Items = list[Doc] | Records
 
 
-class QueryError(ValueError):
-    """The query is invalid; maps to a 400 validation error on `field`."""
+class _Sorted(Protocol):
+    """The documents a query selects, in its sort order."""
 
-    def __init__(self, field: str, description: str, rule: str = "INVALID") -> None:
-        self.field = field
-        self.description = description
-        self.rule = rule
-        super().__init__(f"{field}: {description}")
+    def __len__(self) -> int: ...
 
+    def key_at(self, position: int) -> list[Any]:
+        """The sort key a cursor carries for the document at `position`."""
+        ...
 
-def values_at(doc: Any, path: str) -> list[Any]:
-    """Every value reached by a dotted path, fanning out over lists and `items` wrappers."""
-    nodes: list[Any] = [doc]
-    for raw in path.split("."):
-        segment = _ALIASES.get(raw, raw)
-        found: list[Any] = []
-        for node in _flatten(nodes):
-            if not isinstance(node, dict):
-                continue
-            if segment in node:
-                found.append(node[segment])
-            elif isinstance(node.get("items"), list):
-                found.extend(
-                    item[segment]
-                    for item in node["items"]
-                    if isinstance(item, dict) and segment in item
-                )
-        nodes = found
-    return [value for value in _flatten(nodes) if value is not None]
+    def start(self, cursor: dict[str, Any], *, after: bool) -> int:
+        """Where the documents sorting after the cursor's key start (`after`), or those at
+        or after it."""
+        ...
+
+    def docs(self, start: int, stop: int) -> list[Doc]:
+        """The documents from `start` to `stop`."""
+        ...
 
 
-def _flatten(nodes: list[Any]) -> Iterator[Any]:
-    for node in nodes:
-        if isinstance(node, list):
-            yield from _flatten(node)
-        else:
-            yield node
+@dataclass(frozen=True)
+class _Selected:
+    """The general path: every matching document, sorted, with its key."""
+
+    ordered: list[Doc]
+    keys: list[list[Any]]
+    sort: list[tuple[str, bool]]
+
+    def __len__(self) -> int:
+        return len(self.ordered)
+
+    def key_at(self, position: int) -> list[Any]:
+        return self.keys[position]
+
+    def start(self, cursor: dict[str, Any], *, after: bool) -> int:
+        # The cursor's key is read per document, so a cursor without one fails only when
+        # there is a document to compare it with.
+        least = 1 if after else 0
+        return next(
+            (
+                i
+                for i, k in enumerate(self.keys)
+                if compare_keys(k, cursor["k"], self.sort) >= least
+            ),
+            len(self.keys),
+        )
+
+    def docs(self, start: int, stop: int) -> list[Doc]:
+        return self.ordered[start:stop]
 
 
-def _scalar(value: Any) -> Any:
-    """Normalize a value for comparison: `{"$date": x}` unwrapped, ISO strings to datetimes."""
-    if isinstance(value, dict) and "$date" in value:
-        value = value["$date"]
-    if isinstance(value, str) and _ISO.match(value):
-        try:
-            return datetime.fromisoformat(value)
-        except ValueError:
-            return value
-    return value
+@dataclass(frozen=True)
+class _Bisected:
+    """The plain query over `Records`: every record, already in order."""
+
+    records: Records
+
+    def __len__(self) -> int:
+        return len(self.records.order)
+
+    def key_at(self, position: int) -> list[Any]:
+        return list(self.records.order.key_at(position))
+
+    def start(self, cursor: dict[str, Any], *, after: bool) -> int:
+        key = usable_key(cursor.get("k"))
+        if key is None:  # not reached: `_sorted` bisects only for a usable key
+            raise QueryError("cursorPaging.cursor", "is not a valid cursor")
+        return self.records.order.position(key, after=after)
+
+    def docs(self, start: int, stop: int) -> list[Doc]:
+        return self.records.docs(start, stop)
 
 
-def _equal(left: Any, right: Any) -> bool:
-    a, b = _scalar(left), _scalar(right)
-    if isinstance(a, bool) != isinstance(b, bool):
-        return False
-    try:
-        return bool(a == b)
-    except TypeError:
-        return False
-
-
-def _compare(left: Any, right: Any) -> int | None:
-    """-1, 0 or 1; None when the two values cannot be ordered."""
-    a, b = _scalar(left), _scalar(right)
-    if isinstance(a, bool) or isinstance(b, bool):
-        return None
-    if isinstance(a, int | float) and isinstance(b, int | float):
-        return (a > b) - (a < b)
-    if isinstance(a, str) and isinstance(b, str):
-        return (a > b) - (a < b)
-    if isinstance(a, datetime) and isinstance(b, datetime):
-        try:
-            return (a > b) - (a < b)
-        except TypeError:  # naive against aware
-            return None
-    return None
-
-
-_ORDER_OPS: dict[str, Callable[[int], bool]] = {
-    "$lt": lambda c: c < 0,
-    "$lte": lambda c: c <= 0,
-    "$gt": lambda c: c > 0,
-    "$gte": lambda c: c >= 0,
-}
-
-
-def _condition(values: list[Any], op: str, operand: Any, field: str) -> bool:
-    if op == "$eq":
-        return any(_equal(v, operand) for v in values)
-    if op == "$ne":
-        return not any(_equal(v, operand) for v in values)
-    if op in ("$in", "$hasSome"):
-        if not isinstance(operand, list):
-            raise QueryError(f"filter.{field}", f"{op} expects a list")
-        return any(_equal(v, o) for v in values for o in operand)
-    if op == "$exists":
-        return bool(values) == bool(operand)
-    if op == "$startsWith":
-        return any(isinstance(v, str) and v.startswith(str(operand)) for v in values)
-    if op in _ORDER_OPS:
-        test = _ORDER_OPS[op]
-        return any((c := _compare(v, operand)) is not None and test(c) for v in values)
-    raise QueryError(f"filter.{field}", f"unsupported operator {op}", "UNSUPPORTED_OPERATOR")
-
-
-def matches(doc: Doc, filter_: Any) -> bool:
-    """Whether `doc` satisfies a Wix filter (an empty or missing filter matches everything)."""
-    if filter_ is None:
-        return True
-    if not isinstance(filter_, dict):
-        raise QueryError("filter", "must be an object")
-    for key, value in filter_.items():
-        if key == "$and":
-            if not all(matches(doc, part) for part in _list_of_filters(key, value)):
-                return False
-        elif key == "$or":
-            if not any(matches(doc, part) for part in _list_of_filters(key, value)):
-                return False
-        elif key == "$not":
-            if matches(doc, value):
-                return False
-        elif key.startswith("$"):
-            raise QueryError("filter", f"unsupported operator {key}", "UNSUPPORTED_OPERATOR")
-        else:
-            values = values_at(doc, key)
-            is_ops = isinstance(value, dict) and value and all(k.startswith("$") for k in value)
-            if is_ops and "$date" not in value:
-                if not all(_condition(values, op, arg, key) for op, arg in value.items()):
-                    return False
-            elif not _condition(values, "$eq", value, key):
-                return False
-    return True
-
-
-def _list_of_filters(op: str, value: Any) -> list[Any]:
-    if not isinstance(value, list):
-        raise QueryError("filter", f"{op} expects a list of filters")
-    return value
-
-
-def search_matches(doc: Doc, search: Any) -> bool:
-    """Free-text search: each term is a case-insensitive substring of a searched field."""
-    if not search or not isinstance(search, dict) or not search.get("expression"):
-        return True
-    terms = str(search["expression"]).lower().split()
-    fields = search.get("fields") or []
-    texts = (
-        [str(v).lower() for f in fields for v in values_at(doc, f)]
-        if fields
-        else [s.lower() for s in _strings(doc)]
-    )
-    hits = [any(term in text for text in texts) for term in terms]
-    return all(hits) if str(search.get("mode", "OR")).upper() == "AND" else any(hits)
-
-
-def _strings(node: Any) -> Iterator[str]:
-    if isinstance(node, str):
-        yield node
-    elif isinstance(node, dict):
-        for value in node.values():
-            yield from _strings(value)
-    elif isinstance(node, list):
-        for value in node:
-            yield from _strings(value)
-
-
-def _parse_sort(sort: Any) -> list[tuple[str, bool]]:
-    """[(fieldName, descending)]; raises QueryError on a malformed sort."""
-    if sort is None:
-        return []
-    if not isinstance(sort, list):
-        raise QueryError("sort", "must be a list")
-    parsed = []
-    for item in sort:
-        if not isinstance(item, dict) or not isinstance(item.get("fieldName"), str):
-            raise QueryError("sort.fieldName", "is required")
-        order = str(item.get("order", "ASC")).upper()
-        if order not in ("ASC", "DESC"):
-            raise QueryError("sort.order", "must be ASC or DESC")
-        parsed.append((item["fieldName"], order == "DESC"))
-    return parsed
-
-
-def _sort_key(doc: Doc, sort: list[tuple[str, bool]]) -> list[Any]:
-    keys = []
-    for field, _desc in sort:
-        found = values_at(doc, field)
-        keys.append(found[0] if found else None)
-    keys.append(doc.get("id"))
-    return keys
-
-
-def _cmp_values(a: Any, b: Any) -> int:
-    if a is None or b is None:
-        return (a is not None) - (b is not None)  # missing values first
-    c = _compare(a, b)
-    if c is None:
-        return (str(type(a)) > str(type(b))) - (str(type(a)) < str(type(b)))
-    return c
-
-
-def _cmp_keys(a: list[Any], b: list[Any], sort: list[tuple[str, bool]]) -> int:
-    directions = [desc for _f, desc in sort] + [False]
-    for x, y, desc in zip(a, b, directions, strict=True):
-        c = _cmp_values(x, y)
-        if c:
-            return -c if desc else c
-    return 0
-
-
-def select(items: list[Doc], filter_: Any, sort: Any, search: Any = None) -> list[Doc]:
-    """The items matching filter and search, in sort order (ties broken by `id`)."""
-    parsed = _parse_sort(sort)
-    chosen = [d for d in items if matches(d, filter_) and search_matches(d, search)]
-
-    def compare(a: Doc, b: Doc) -> int:
-        return _cmp_keys(_sort_key(a, parsed), _sort_key(b, parsed), parsed)
-
-    return sorted(chosen, key=functools.cmp_to_key(compare))
+def _sorted(
+    items: Items, filter_: Any, sort: Any, search: Any, cursor: dict[str, Any] | None
+) -> _Sorted:
+    parsed = parse_sort(sort)
+    if (
+        isinstance(items, Records)
+        and by_creation(parsed)
+        and selects_everything(filter_, search)
+        and (cursor is None or usable_key(cursor.get("k")) is not None)
+    ):
+        return _Bisected(items)
+    docs = items.candidates(filter_, search) if isinstance(items, Records) else items
+    ordered = select(docs, filter_, sort, search)
+    return _Selected(ordered, [sort_key(d, parsed) for d in ordered], parsed)
 
 
 def _limit(value: Any, field: str, maximum: int) -> int:
@@ -286,7 +151,7 @@ def _decode(cursor: str) -> dict[str, Any]:
 
 
 def cursor_page(
-    items: list[Doc],
+    items: Items,
     query: Any,
     *,
     max_limit: int = MAX_CURSOR_LIMIT,
@@ -311,34 +176,27 @@ def cursor_page(
             raise QueryError("sort", f"at most {max_sort} sort items", "MAX_SIZE")
         sort = sort or default_sort or []
         limit = _limit(paging.get("limit"), "cursorPaging.limit", max_limit)
-    ordered = select(items, filter_, sort, search)
-    parsed = _parse_sort(sort)
-    keys = [_sort_key(d, parsed) for d in ordered]
+    ordered = _sorted(items, filter_, sort, search, state)
     if state is None:
         start = 0
     elif state["d"] == "next":
-        start = next(
-            (i for i, k in enumerate(keys) if _cmp_keys(k, state["k"], parsed) > 0), len(keys)
-        )
+        start = ordered.start(state, after=True)
     else:
-        end = next(
-            (i for i, k in enumerate(keys) if _cmp_keys(k, state["k"], parsed) >= 0), len(keys)
-        )
-        start = max(end - limit, 0)
-    page = ordered[start : start + limit]
+        start = max(ordered.start(state, after=False) - limit, 0)
+    page = ordered.docs(start, start + limit)
     has_next = start + len(page) < len(ordered)
     base = {"f": filter_, "s": sort, "x": search, "l": limit}
     cursors: dict[str, str | None] = {"next": None, "prev": None}
     if has_next and page:
-        cursors["next"] = _encode({**base, "d": "next", "k": keys[start + len(page) - 1]})
+        cursors["next"] = _encode({**base, "d": "next", "k": ordered.key_at(start + len(page) - 1)})
     if start > 0 and page:
-        cursors["prev"] = _encode({**base, "d": "prev", "k": keys[start]})
+        cursors["prev"] = _encode({**base, "d": "prev", "k": ordered.key_at(start)})
     metadata = {"count": len(page), "cursors": cursors, "hasNext": has_next}
     return page, metadata
 
 
 def offset_page(
-    items: list[Doc],
+    items: Items,
     query: Any,
     *,
     max_limit: int = 1000,
@@ -356,8 +214,8 @@ def offset_page(
     offset = paging.get("offset") or 0
     if isinstance(offset, bool) or not isinstance(offset, int) or offset < 0:
         raise QueryError("query.paging.offset", "must be a non-negative integer")
-    ordered = select(items, query.get("filter"), sort, search)
-    page = ordered[offset : offset + limit]
+    ordered = _sorted(items, query.get("filter"), sort, search, None)
+    page = ordered.docs(offset, offset + limit)
     metadata = {
         "count": len(page),
         "offset": offset,

@@ -71,13 +71,14 @@ def build_routes(
         limit = request.query_params.get("cursorPaging.limit")
         paging = {"limit": limit, "cursor": request.query_params.get("cursorPaging.cursor")}
         filter_ = {"contactId": {"$in": contact_ids}} if contact_ids else {}
-        with state.lock:
-            items = state.all_accounts()
         if len(contact_ids) > 50:
             raise invalid("contactIds", "at most 50", "MAX_SIZE")
-        page, meta = query.cursor_page(
-            items, {"filter": filter_, "cursorPaging": paging}, default_sort=BY_CREATION
-        )
+        with state.lock:
+            page, meta = query.cursor_page(
+                state.account_records(),
+                {"filter": filter_, "cursorPaging": paging},
+                default_sort=BY_CREATION,
+            )
         meta = {
             "count": meta["count"],
             "offset": 0,
@@ -108,9 +109,13 @@ def build_routes(
     async def query_accounts(request: Request) -> Any:
         body = await read_json(request)
         try:
-            page, meta = query.cursor_page(
-                state.all_accounts(), body.get("query") or {}, max_sort=5, default_sort=BY_CREATION
-            )
+            with state.lock:
+                page, meta = query.cursor_page(
+                    state.account_records(),
+                    body.get("query") or {},
+                    max_sort=5,
+                    default_sort=BY_CREATION,
+                )
         except query.QueryError as exc:
             raise _prefixed(exc, "query") from exc
         return {knobs.query_list_key: page, "pagingMetadata": meta}
@@ -118,12 +123,13 @@ def build_routes(
     async def search_accounts(request: Request) -> Any:
         body = await read_json(request)
         try:
-            page, meta = query.cursor_page(
-                state.all_accounts(),
-                body.get("search") or {},
-                max_sort=10,
-                default_sort=BY_CREATION,
-            )
+            with state.lock:
+                page, meta = query.cursor_page(
+                    state.account_records(),
+                    body.get("search") or {},
+                    max_sort=10,
+                    default_sort=BY_CREATION,
+                )
         except query.QueryError as exc:
             raise _prefixed(exc, "search") from exc
         return {"accounts": page, "pagingMetadata": meta}
@@ -184,12 +190,13 @@ def build_routes(
     async def query_transactions(request: Request) -> Any:
         body = await read_json(request)
         try:
-            page, meta = query.cursor_page(
-                state.all_transactions(),
-                body.get("query") or {},
-                max_sort=5,
-                default_sort=BY_CREATION,
-            )
+            with state.lock:
+                page, meta = query.cursor_page(
+                    state.transaction_records(),
+                    body.get("query") or {},
+                    max_sort=5,
+                    default_sort=BY_CREATION,
+                )
         except query.QueryError as exc:
             raise _prefixed(exc, "query") from exc
         return {"loyaltyTransactions": page, "pagingMetadata": meta}
@@ -243,16 +250,15 @@ def build_routes(
 
     async def query_contacts(request: Request) -> Any:
         body = await read_json(request)
-        with state.lock:
-            contacts = state.contacts.all()
         text = optional_str(body.get("search"), "search")
-        page, meta = query.offset_page(
-            contacts,
-            body.get("query") or {},
-            max_sort=1,
-            default_sort=BY_CREATION,
-            search={"expression": text} if text else None,
-        )
+        with state.lock:
+            page, meta = query.offset_page(
+                state.contacts.records(),
+                body.get("query") or {},
+                max_sort=1,
+                default_sort=BY_CREATION,
+                search={"expression": text} if text else None,
+            )
         return {"contacts": page, "pagingMetadata": meta}
 
     async def oauth_token(request: Request) -> Any:

@@ -24,7 +24,15 @@ from syncd.sandbox.wix.model import (
     Program,
     contact_summary,
 )
-from syncd.sandbox.wix.wire import Clock, IdFactory, iso
+from syncd.sandbox.wix.ordered import (
+    CreationOrder,
+    Grouped,
+    Key,
+    Records,
+    created_since,
+    equal_to,
+)
+from syncd.sandbox.wix.wire import Clock, IdFactory, iso, json_copy
 
 
 class WixState:
@@ -46,6 +54,11 @@ class WixState:
         self.accounts: dict[str, Account] = {}
         self.transactions: dict[str, dict[str, Any]] = {}
         self.earn_keys: dict[str, dict[str, Any]] = {}
+        # Indexes, so that no API call reads every account or transaction.
+        self.by_contact: dict[str, Account] = {}
+        self.account_order: CreationOrder[Account] = CreationOrder(_account_key)
+        self.ledger_order: CreationOrder[dict[str, Any]] = CreationOrder(_transaction_key)
+        self.ledgers: Grouped[str, dict[str, Any]] = Grouped()  # by account id
 
     def reset(self) -> None:
         """Back to a fresh install: program DRAFT, no contacts, accounts or ledger."""
@@ -53,9 +66,11 @@ class WixState:
             now = self.clock()
             self.program = Program(created=now, updated=now)
             self.contacts = ContactBook(self.clock, self.new_id)
-            self.accounts.clear()
-            self.transactions.clear()
-            self.earn_keys.clear()
+            for kept in (self.accounts, self.transactions, self.earn_keys, self.by_contact):
+                kept.clear()
+            self.account_order.clear()
+            self.ledger_order.clear()
+            self.ledgers.clear()
 
     # ---- reading -------------------------------------------------------------------------
 
@@ -90,7 +105,12 @@ class WixState:
         """The account of a contact or member; 404 when there is none."""
         if not contact_id and not member_id:
             raise invalid("contactId", "contactId or memberId is required", "REQUIRED_FIELD")
-        for account in self.accounts.values():
+        if contact_id and not member_id:
+            found = self.by_contact.get(contact_id)
+            if found is None:
+                raise not_found("account", contact_id)
+            return found
+        for account in self.accounts.values():  # members are rare: no index
             if (contact_id and account.contact_id == contact_id) or (
                 member_id and account.member_id == member_id
             ):
@@ -101,6 +121,33 @@ class WixState:
         """Every account, wire-shaped."""
         with self.lock:
             return [self.account_wire(a) for a in self.accounts.values()]
+
+    def account_records(self) -> Records:
+        """The accounts as the query routes page them (read under the lock): a filter on one
+        `contact.email` reads only the accounts of contacts with that email."""
+        return Records(self.account_order, self.account_wire, self._accounts_for)
+
+    def _accounts_for(self, filter_: Any) -> list[Account] | None:
+        email = equal_to(filter_, "contact.email")
+        if email is None:
+            return None
+        owners = (self.by_contact.get(c["id"]) for c in self.contacts.with_email(email))
+        return [account for account in owners if account is not None]
+
+    def transaction_records(self) -> Records:
+        """The ledger as the query routes page it (read under the lock): a filter on one
+        `accountId`, or on `createdDate` from some time, reads only those transactions."""
+        return Records(self.ledger_order, json_copy, self._transactions_for)
+
+    def _transactions_for(self, filter_: Any) -> list[dict[str, Any]] | None:
+        account_id = equal_to(filter_, "accountId")
+        if account_id is not None:
+            return self.ledgers.get(account_id)
+        since = created_since(filter_)
+        if since is None:
+            return None
+        moment, inclusive = since
+        return self.ledger_order.items(self.ledger_order.created_from(moment, inclusive=inclusive))
 
     def all_transactions(self) -> list[dict[str, Any]]:
         """Every transaction, wire-shaped, oldest first."""
@@ -140,14 +187,23 @@ class WixState:
 
         `seeding` skips the program check and the webhook (sandbox set-up, not an API call).
         """
+        with self.lock:
+            account = self.open_account(contact_id, check_program=not seeding)
+            wire = self.account_wire(account)
+            if not seeding:
+                self.emit("account_created", account.id, "createdEvent", {"entity": wire}, "app")
+            return wire
+
+    def open_account(self, contact_id: Any, *, check_program: bool = True) -> Account:
+        """`create_account` without the webhook, returning the model's account itself."""
         if not isinstance(contact_id, str) or not contact_id:
             raise invalid("contactId", "is required", "REQUIRED_FIELD")
         with self.lock:
-            if not seeding:
+            if check_program:
                 self.require_active("creating an account")
             if contact_id not in self.contacts.contacts:
                 raise not_found("contact", contact_id)
-            if any(a.contact_id == contact_id for a in self.accounts.values()):
+            if contact_id in self.by_contact:
                 raise WixApiError(
                     409,
                     "Loyalty account already exists for this contact",
@@ -159,10 +215,9 @@ class WixState:
                 id=self.new_id(), contact_id=contact_id, created=now, updated=now, last_activity=now
             )
             self.accounts[account.id] = account
-            wire = self.account_wire(account)
-            if not seeding:
-                self.emit("account_created", account.id, "createdEvent", {"entity": wire}, "app")
-            return wire
+            self.by_contact[contact_id] = account
+            self.account_order.add(account)
+            return account
 
     def adjust(
         self,
@@ -287,6 +342,8 @@ class WixState:
             **extra,
         }
         self.transactions[tx["id"]] = tx
+        self.ledger_order.add(tx)
+        self.ledgers.add(account.id, tx)
         if emit:
             wire = self.account_wire(account)
             body = {"body": {"account": wire}}
@@ -324,3 +381,11 @@ class WixState:
 def _check_description(description: str | None) -> None:
     if description is not None and not 1 <= len(description) <= 100:
         raise invalid("description", "must be 1..100 characters", "LENGTH")
+
+
+def _account_key(account: Account) -> Key:
+    return iso(account.created), account.id
+
+
+def _transaction_key(transaction: dict[str, Any]) -> Key:
+    return transaction["createdDate"], transaction["id"]
