@@ -3,15 +3,16 @@
 For one link at a time (the caller holds the link's lease or is the only worker):
 
 1. settle every earlier write of the link whose outcome is unknown (read back; DESIGN §2.6);
-2. read W and E fresh (or take the caller's just-paged values) and `decide`;
-3. for each write: commit the operation (PENDING), mark it SENT, send it tagged with its id,
-   then mark it APPLIED and move the bases in one transaction;
+2. read W and E fresh, both at once (or take the caller's just-paged values) and `decide`;
+3. for each write: commit the operation (as SENT: `Outbox.begin_send`), send it tagged with
+   its id, then mark it APPLIED and move the bases in one transaction;
 4. a 409 from Wix (the account changed under us) voids the write and re-plans from fresh
    reads; an unknown outcome is read back, never resent blind.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -108,13 +109,12 @@ class Applier:
         """Bring one link in step. `wix_account`/`ext_account`: values just read, if any."""
         result = SyncResult(link_id)
         for _ in range(MAX_REPLANS):
-            link = self.outbox.link(link_id)
-            for operation in self.outbox.unresolved(link_id=link_id):
+            link, unresolved = self.outbox.snapshot(link_id)
+            for operation in unresolved:
                 await self.resolve(operation, link)
                 link = self.outbox.link(link_id)
                 wix_account = ext_account = None  # bases moved: read fresh
-            wix = wix_account or await self.wix.get_account(link.wix_account_id)
-            ext = ext_account or await self.connector.get_account(link.external_id)
+            wix, ext = await self._read(link, wix_account, ext_account)
             wix_account = ext_account = None  # a re-plan always reads fresh
             bases = Bases(link.wix_base, link.ext_base)
             plan = decide(bases, wix.balance, ext.balance, self.policy)
@@ -126,6 +126,21 @@ class Applier:
                 result.replans += 1
         result.errors.append(f"link {link_id}: kept changing during {MAX_REPLANS} attempts")
         return result
+
+    async def _read(
+        self, link: Link, wix: Account | None, ext: ExternalAccount | None
+    ) -> tuple[Account, ExternalAccount]:
+        """Both balances: the ones given, the others read, both at once when both are
+        needed (two independent reads: neither depends on the other's answer)."""
+        if wix is None and ext is None:
+            return await asyncio.gather(
+                self.wix.get_account(link.wix_account_id),
+                self.connector.get_account(link.external_id),
+            )
+        return (
+            wix or await self.wix.get_account(link.wix_account_id),
+            ext or await self.connector.get_account(link.external_id),
+        )
 
     async def _carry_out(
         self, link: Link, plan: Plan, planned: Planned, wix: Account, result: SyncResult
@@ -166,13 +181,14 @@ class Applier:
         """Send one write through the outbox; False when the rest of the plan must wait."""
         direction = Direction.TO_WIX if isinstance(action, AdjustWix) else Direction.TO_EXTERNAL
         op_id = operation_id(link.id or 0, planned, direction, action.delta)
-        operation = self.outbox.begin(link, op_id, direction, action.delta, action.carried, planned)
+        operation = self.outbox.begin_send(
+            link, op_id, direction, action.delta, action.carried, planned
+        )
         if operation.status is OperationStatus.FAILED:
             result.errors.append(f"link {link.id}: write refused before: {operation.error}")
             return False
         if operation.status is OperationStatus.APPLIED:
             return True
-        self.outbox.mark_sent(op_id)
         try:
             remote_id = await self._send(link, direction, action.delta, op_id, wix)
         except ConflictError:

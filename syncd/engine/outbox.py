@@ -4,16 +4,25 @@ Each function here is one short database transaction; none is held open across a
 The bases move only here, and only together with the status that justifies it: a write's
 delta moves both bases in the transaction that marks it APPLIED; an absorbed amount moves its
 side's base in the transaction that records its conflict.
+
+The statements a sync runs for every change (`snapshot`, `begin_send`, `mark_applied`, `link`)
+are plain SQLAlchemy Core on one connection: no ORM session, identity map or flush per call,
+which cost several times the statements themselves. The rows they return are detached model
+objects, as a session would have left them.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
-from sqlalchemy import update
-from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+import sqlalchemy as sa
+from sqlalchemy import Table, insert, inspect, update
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import make_transient_to_detached
+from sqlmodel import SQLModel, col, select
 
 from syncd.clock import utcnow
 from syncd.engine.rules import Bases, ConflictKind, Side
@@ -30,6 +39,9 @@ from syncd.store.models import (
 _NAMESPACE = uuid.UUID("5d0a8f5e-4f6b-4c4e-9a51-7b1f0c3e2a90")
 UNRESOLVED = (OperationStatus.PENDING, OperationStatus.SENT)
 TAG_PREFIX = "syncd:"
+LINKS: Table = Link.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+OPERATIONS: Table = Operation.__table__  # type: ignore[attr-defined]
+Row = TypeVar("Row", bound=SQLModel)
 
 
 @dataclass(frozen=True)
@@ -70,6 +82,66 @@ def tag(operation: str) -> str:
     return f"{TAG_PREFIX}{operation}"
 
 
+def _detached(model: type[Row], row: Mapping[Any, Any]) -> Row:
+    """A model object for a whole row read with Core, detached as a closed session leaves it
+    (built the way the ORM loads rows: no `__init__`, whose validation costs 5x the rest)."""
+    found: Row = inspect(model).class_manager.new_instance()
+    found.__dict__.update(row)
+    make_transient_to_detached(found)
+    return found
+
+
+# The statements of every sync, built once (building one costs more than running it). An
+# UPDATE's SET columns are the parameters named like columns; `:op_id` / `:link_id` pick the row.
+_OPS, _LINK = OPERATIONS.c, LINKS.c
+_LINK_ROW = sa.select(LINKS).where(_LINK.id == sa.bindparam("link_id"))
+_UNRESOLVED_OF_LINK = (
+    sa.select(OPERATIONS)
+    .where(_OPS.link_id == sa.bindparam("link_id"), _OPS.status.in_(UNRESOLVED))
+    .order_by(_OPS.created_at)
+)
+_OPERATION_ROW = sa.select(OPERATIONS).where(_OPS.id == sa.bindparam("op_id"))
+_OPERATION_FOR_APPLY = (
+    sa.select(_OPS.status, _OPS.delta, _OPS.carried, _OPS.link_id, _OPS.direction)
+    .where(_OPS.id == sa.bindparam("op_id"))
+    .with_for_update()
+)
+_INSERT_OPERATION = insert(OPERATIONS)
+_UPDATE_OPERATION = update(OPERATIONS).where(_OPS.id == sa.bindparam("op_id"))
+_MOVE_BASES = (
+    update(LINKS)
+    .where(_LINK.id == sa.bindparam("link_id"))
+    .values(
+        wix_base=_LINK.wix_base + sa.bindparam("carried", type_=sa.Integer()),
+        ext_base=_LINK.ext_base + sa.bindparam("carried", type_=sa.Integer()),
+        updated_at=sa.bindparam("now", type_=_LINK.updated_at.type),
+    )
+)
+_MARK_OTHER_SPOKES = (
+    update(LINKS)
+    .where(
+        _LINK.wix_account_id
+        == sa.select(_LINK.wix_account_id)
+        .where(_LINK.id == sa.bindparam("link_id"))
+        .scalar_subquery(),
+        _LINK.id != sa.bindparam("link_id"),
+    )
+    .values(dirty=True, dirty_since=sa.bindparam("now", type_=_LINK.dirty_since.type))
+)
+
+
+def _link(connection: Connection, link_id: int) -> Link:
+    row = connection.execute(_LINK_ROW, {"link_id": link_id}).mappings().first()
+    if row is None:
+        raise LookupError(f"no link {link_id}")
+    return _detached(Link, row)
+
+
+def _unresolved_of(connection: Connection, link_id: int) -> list[Operation]:
+    rows = connection.execute(_UNRESOLVED_OF_LINK, {"link_id": link_id}).mappings()
+    return [_detached(Operation, row) for row in rows]
+
+
 class Outbox:
     """Operations, bases and conflicts of links, in one database."""
 
@@ -77,11 +149,14 @@ class Outbox:
         self.engine = engine
 
     def link(self, link_id: int) -> Link:
-        with session_scope(self.engine) as session:
-            link = session.get(Link, link_id)
-            if link is None:
-                raise LookupError(f"no link {link_id}")
-            return link
+        with self.engine.begin() as connection:
+            return _link(connection, link_id)
+
+    def snapshot(self, link_id: int) -> tuple[Link, list[Operation]]:
+        """The link and its unresolved (PENDING/SENT) operations, read in one transaction:
+        what a sync starts from."""
+        with self.engine.begin() as connection:
+            return _link(connection, link_id), _unresolved_of(connection, link_id)
 
     def begin(
         self,
@@ -116,6 +191,62 @@ class Outbox:
             session.flush()
             return row
 
+    def begin_send(
+        self,
+        link: Link,
+        operation: str,
+        direction: Direction,
+        delta: int,
+        carried: int,
+        planned: Planned,
+    ) -> Operation:
+        """`begin` and `mark_sent` in one transaction: the intent is committed, already SENT,
+        before the call. An APPLIED or FAILED row with this id is returned as it is (nothing
+        to send); any other (new, VOID, or PENDING/SENT) is SENT now.
+
+        Safe because nothing tells PENDING from SENT when an outcome is settled: `recover` and
+        `sync` read every unresolved operation back the same way, and a write proven absent is
+        made VOID and planned again. What must hold, holds: the row is committed before the
+        request leaves, and the read-back knows its id."""
+        assert link.id is not None
+        now = utcnow()
+        with self.engine.begin() as connection:
+            found = connection.execute(_OPERATION_ROW, {"op_id": operation}).mappings().first()
+            if found is None:
+                values: dict[str, Any] = {
+                    "id": operation,
+                    "link_id": link.id,
+                    "direction": direction,
+                    "delta": delta,
+                    "carried": carried,
+                    "planned_wix": planned.wix,
+                    "planned_ext": planned.ext,
+                    "planned_wix_base": planned.bases.wix,
+                    "planned_ext_base": planned.bases.ext,
+                    "status": OperationStatus.SENT,
+                    "attempts": 1,
+                    "created_at": now,
+                    "updated_at": now,
+                    "sent_at": now,
+                    "applied_at": None,
+                    "remote_tx_id": None,
+                    "error": None,
+                }
+                connection.execute(_INSERT_OPERATION, values)
+                return _detached(Operation, values)
+            row = dict(found)
+            if row["status"] in (OperationStatus.APPLIED, OperationStatus.FAILED):
+                return _detached(Operation, row)
+            sent = {
+                "status": OperationStatus.SENT,
+                "attempts": row["attempts"] + 1,
+                "sent_at": now,
+                "updated_at": now,
+                "error": None if row["status"] is OperationStatus.VOID else row["error"],
+            }
+            connection.execute(_UPDATE_OPERATION, {"op_id": operation, **sent})
+            return _detached(Operation, row | sent)
+
     def mark_sent(self, operation: str) -> None:
         with session_scope(self.engine) as session:
             row = session.get(Operation, operation)
@@ -130,36 +261,25 @@ class Outbox:
         A write to Wix changed a balance every other spoke of that Wix account mirrors: their
         links are marked dirty in the same transaction, so the change reaches each of them
         even when the webhook of our own write is lost (the Wix poll leaves our writes out)."""
-        with session_scope(self.engine) as session:
-            row = session.get(Operation, operation, with_for_update=True)
-            assert row is not None
+        with self.engine.begin() as connection:
+            row = connection.execute(_OPERATION_FOR_APPLY, {"op_id": operation}).one()
             if row.status is OperationStatus.APPLIED:
                 return
             carried = row.delta if row.carried is None else row.carried
             now = utcnow()
-            row.status = OperationStatus.APPLIED
-            row.remote_tx_id = remote_id
-            row.applied_at = now
-            row.error = None
-            session.execute(
-                update(Link)
-                .where(col(Link.id) == row.link_id)
-                .values(
-                    wix_base=col(Link.wix_base) + carried,
-                    ext_base=col(Link.ext_base) + carried,
-                    updated_at=now,
-                )
-            )
+            applied = {
+                "op_id": operation,
+                "status": OperationStatus.APPLIED,
+                "remote_tx_id": remote_id,
+                "applied_at": now,
+                "error": None,
+                "updated_at": now,
+            }
+            connection.execute(_UPDATE_OPERATION, applied)
+            moved = {"link_id": row.link_id, "carried": carried, "now": now}
+            connection.execute(_MOVE_BASES, moved)
             if row.direction is Direction.TO_WIX:
-                account = select(Link.wix_account_id).where(col(Link.id) == row.link_id)
-                session.execute(
-                    update(Link)
-                    .where(
-                        col(Link.wix_account_id) == account.scalar_subquery(),
-                        col(Link.id) != row.link_id,
-                    )
-                    .values(dirty=True, dirty_since=now)
-                )
+                connection.execute(_MARK_OTHER_SPOKES, {"link_id": row.link_id, "now": now})
 
     def mark_void(self, operation: str, reason: str) -> None:
         """Proven not applied (a 409, a read-back that found nothing): free to plan again."""
@@ -170,11 +290,15 @@ class Outbox:
         self._finish(operation, OperationStatus.FAILED, reason)
 
     def _finish(self, operation: str, status: OperationStatus, reason: str) -> None:
-        with session_scope(self.engine) as session:
-            row = session.get(Operation, operation)
-            assert row is not None
-            row.status = status
-            row.error = reason[:500]
+        finished = {
+            "op_id": operation,
+            "status": status,
+            "error": reason[:500],
+            "updated_at": utcnow(),
+        }
+        with self.engine.begin() as connection:
+            done = connection.execute(_UPDATE_OPERATION, finished)
+            assert done.rowcount == 1, f"no operation {operation}"
 
     def unresolved(
         self, *, link_id: int | None = None, connector: str | None = None

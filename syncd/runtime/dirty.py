@@ -11,11 +11,23 @@ leaves a lease that simply expires.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import ColumnElement, and_, or_, select, update
-from sqlalchemy.engine import Engine
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    Table,
+    and_,
+    bindparam,
+    or_,
+    select,
+    update,
+)
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col
 
 from syncd.store.db import session_scope
@@ -40,6 +52,26 @@ def mark_dirty(
         return int(result.rowcount)  # type: ignore[attr-defined]
 
 
+@dataclass(frozen=True)
+class ChangeEvent:
+    """A change a source reported (a webhook, a polled entry), kept once per (source, id).
+
+    It names a Wix account, or one connector's account (`connector` + `external_id`, with the
+    accounts that connector merged into it, `merged_ids`), or no account at all."""
+
+    source: str
+    event_id: str
+    event_type: str
+    wix_account_id: str | None = None
+    connector: str | None = None
+    external_id: str | None = None
+    merged_ids: tuple[str, ...] = ()
+
+    @property
+    def account(self) -> str | None:
+        return self.wix_account_id if self.wix_account_id is not None else self.external_id
+
+
 def record_change(
     engine: Engine,
     *,
@@ -58,38 +90,161 @@ def record_change(
 
     Returns "duplicate" (seen before: nothing done), "linked" (its link is dirty now) or
     "unlinked" (kept unprocessed in the inbox, for the matcher of new accounts)."""
-    account = wix_account_id if wix_account_id is not None else external_id
-    try:
-        with session_scope(engine) as session:
-            session.add(
-                InboxEvent(
-                    source=source,
-                    event_id=event_id,
-                    event_type=event_type,
-                    entity_id=account,
-                    received_at=now,
-                )
+    change = ChangeEvent(
+        source, event_id, event_type, wix_account_id, connector, external_id, tuple(merged_ids)
+    )
+    return record_changes(engine, [change], now=now)[0]
+
+
+def record_changes(engine: Engine, changes: Sequence[ChangeEvent], *, now: datetime) -> list[str]:
+    """`record_change` for many events in ONE transaction (intake's group commit): each
+    event's outcome, in order. A repeat of an event inside the batch is a duplicate too; merges
+    repoint links in the batch's order. If anything fails, nothing of the batch is kept and
+    the error is raised: no event is stored without its link marked, none marked unstored.
+
+    A few prepared statements per batch, not per event: statement building is most of what
+    SQLAlchemy costs, so they are built once (`_INBOX_SQL`, `_LINK_SQL`)."""
+    if not changes:
+        return []
+    with engine.begin() as connection:
+        fresh = _keep_once(connection, changes, now)
+        linked = _mark_links(connection, [(i, changes[i]) for i in sorted(fresh)], now)
+        _mark_processed(connection, [changes[i] for i in linked], now)
+    return [
+        "linked" if i in linked else "unlinked" if i in fresh else "duplicate"
+        for i in range(len(changes))
+    ]
+
+
+def _keep_once(connection: Connection, changes: Sequence[ChangeEvent], now: datetime) -> set[int]:
+    """Insert every event not in the inbox yet (one statement); the indexes inserted now."""
+    first: dict[tuple[str, str], int] = {}
+    for index, change in enumerate(changes):
+        first.setdefault((change.source, change.event_id), index)
+    rows = [
+        {
+            "source": changes[index].source,
+            "event_id": changes[index].event_id,
+            "event_type": changes[index].event_type,
+            "entity_id": changes[index].account,
+            "received_at": now,
+        }
+        for index in first.values()
+    ]
+    kept = connection.execute(_INBOX_SQL.keep[connection.dialect.name], rows)
+    return {first[(source, event_id)] for source, event_id in kept}
+
+
+def _mark_links(
+    connection: Connection, fresh: list[tuple[int, ChangeEvent]], now: datetime
+) -> set[int]:
+    """Mark dirty the links the fresh events name; the indexes of those that named one.
+    Events are marked in runs (a few statements each); a merge is its own run, in order."""
+    linked: set[int] = set()
+    run: list[tuple[int, ChangeEvent]] = []
+    for index, change in fresh:
+        if change.account is None:
+            continue
+        if not change.merged_ids:
+            run.append((index, change))
+            continue
+        linked |= _mark_run(connection, run, now)
+        run = []
+        if change.connector is not None and change.external_id is not None:
+            with Session(connection) as session:  # joins the batch's transaction
+                repoint(session, change.connector, change.external_id, change.merged_ids)
+                session.flush()
+        linked |= _mark_run(connection, [(index, change)], now)
+    return linked | _mark_run(connection, run, now)
+
+
+def _mark_run(
+    connection: Connection, run: list[tuple[int, ChangeEvent]], now: datetime
+) -> set[int]:
+    """One UPDATE for the Wix accounts named, one per connector for external accounts."""
+    if not run:
+        return set()
+    wix_ids: set[str] = set()
+    external: dict[str, set[str]] = {}
+    for _, change in run:
+        if change.wix_account_id is not None:
+            wix_ids.add(change.wix_account_id)
+        elif change.connector is not None and change.external_id is not None:
+            external.setdefault(change.connector, set()).add(change.external_id)
+        else:
+            raise ValueError("name a Wix account, or a connector and an external account")
+    marked: set[tuple[str | None, str]] = set()
+    if wix_ids:
+        found = connection.execute(_LINK_SQL.mark_wix, {"now": now, "ids": sorted(wix_ids)})
+        marked |= {(None, account) for account in found.scalars()}
+    for connector, ids in external.items():
+        found = connection.execute(
+            _LINK_SQL.mark_external, {"now": now, "in_connector": connector, "ids": sorted(ids)}
+        )
+        marked |= {(connector, account) for account in found.scalars()}
+    return {
+        index
+        for index, change in run
+        if (
+            (None, change.wix_account_id)
+            if change.wix_account_id is not None
+            else (change.connector, change.external_id)
+        )
+        in marked
+    }
+
+
+def _mark_processed(connection: Connection, changes: list[ChangeEvent], now: datetime) -> None:
+    """The events whose link is marked need no matcher: processed now."""
+    by_source: dict[str, list[str]] = {}
+    for change in changes:
+        by_source.setdefault(change.source, []).append(change.event_id)
+    for source, event_ids in by_source.items():
+        connection.execute(
+            _INBOX_SQL.processed, {"now": now, "from_source": source, "ids": event_ids}
+        )
+
+
+class _InboxSql:
+    """The inbox statements of `record_changes`, built once."""
+
+    def __init__(self) -> None:
+        table = InboxEvent.__table__  # type: ignore[attr-defined]
+        self.keep = {
+            name: insert(table)
+            .on_conflict_do_nothing(index_elements=["source", "event_id"])
+            .returning(table.c.source, table.c.event_id)
+            for name, insert in (("sqlite", sqlite.insert), ("postgresql", postgresql.insert))
+        }
+        self.processed = (
+            update(table)
+            .where(
+                table.c.source == bindparam("from_source"),
+                table.c.event_id.in_(bindparam("ids", expanding=True)),
             )
-            session.flush()
-            if account is None:
-                return "unlinked"
-            if merged_ids and connector is not None and external_id is not None:
-                repoint(session, connector, external_id, merged_ids)
-            result = session.execute(
-                update(Link)
-                .where(_links_of(wix_account_id, connector, external_id))
-                .values(dirty=True, dirty_since=now)
-            )
-            if not result.rowcount:  # type: ignore[attr-defined]
-                return "unlinked"
-            session.execute(
-                update(InboxEvent)
-                .where(col(InboxEvent.source) == source, col(InboxEvent.event_id) == event_id)
-                .values(processed_at=now)
-            )
-            return "linked"
-    except IntegrityError:
-        return "duplicate"
+            .values(processed_at=bindparam("now", type_=table.c.processed_at.type))
+        )
+
+
+class _LinkSql:
+    """The dirty marks of `record_changes`, built once."""
+
+    def __init__(self) -> None:
+        table = Link.__table__  # type: ignore[attr-defined]
+        mark = update(table).values(
+            dirty=True, dirty_since=bindparam("now", type_=table.c.dirty_since.type)
+        )
+        ids: BindParameter[str] = bindparam("ids", expanding=True)
+        self.mark_wix = mark.where(table.c.wix_account_id.in_(ids)).returning(
+            table.c.wix_account_id
+        )
+        self.mark_external = mark.where(
+            table.c.connector == bindparam("in_connector"), table.c.external_id.in_(ids)
+        ).returning(table.c.external_id)
+
+
+_INBOX_SQL = _InboxSql()
+_LINK_SQL = _LinkSql()
 
 
 def repoint(session: Session, connector: str, primary: str, merged_ids: Sequence[str]) -> None:
@@ -151,6 +306,66 @@ def mark_link_dirty(engine: Engine, link_id: int, *, now: datetime) -> None:
         )
 
 
+# claim, release and renew run for every sync: plain SQLAlchemy Core on one connection per
+# call (no ORM session), one transaction each, with statements built once here (building one
+# costs more than running it).
+_LINKS: Table = Link.__table__  # type: ignore[attr-defined]  # SQLModel sets it on table models
+_L = _LINKS.c
+
+
+def _candidates(*, by_connector: bool) -> Select[int, str]:
+    """Dirty links nobody holds, oldest change first, up to `:limit` (`:now`, `:connector`)."""
+    statement = (
+        select(_L.id, _L.connector)
+        .where(_L.dirty.is_(True))
+        .where(
+            or_(
+                _L.lease_until.is_(None),
+                _L.lease_until < bindparam("now", type_=_L.lease_until.type),
+            )
+        )
+        .where(_L.external_id.not_like("pending:%"))  # its account is being created
+        .order_by(_L.dirty_since)
+        .limit(bindparam("limit", type_=Integer()))
+        .with_for_update(skip_locked=True)
+    )
+    if by_connector:
+        statement = statement.where(_L.connector == bindparam("connector"))
+    return statement
+
+
+_CANDIDATES = _candidates(by_connector=False)
+_CANDIDATES_OF_CONNECTOR = _candidates(by_connector=True)
+_LEASE = (
+    update(_LINKS)
+    .where(_L.id.in_(bindparam("ids", expanding=True)))
+    .values(
+        lease_owner=bindparam("owner"), lease_until=bindparam("until", type_=_L.lease_until.type)
+    )
+)
+_RENEW = (
+    update(_LINKS)
+    .where(_L.id.in_(bindparam("ids", expanding=True)), _L.lease_owner == bindparam("owner"))
+    .values(lease_until=bindparam("until", type_=_L.lease_until.type))
+)
+_GIVE_BACK = (
+    update(_LINKS)
+    .where(_L.id == bindparam("link_id"), _L.lease_owner == bindparam("owner"))
+    .values(lease_owner=None, lease_until=bindparam("until", type_=_L.lease_until.type))
+)
+_CLEAN = (
+    update(_LINKS)
+    .where(_L.id == bindparam("link_id"))
+    .where(
+        or_(
+            _L.dirty_since.is_(None),
+            _L.dirty_since <= bindparam("claimed_at", type_=_L.dirty_since.type),
+        )
+    )
+    .values(dirty=False, dirty_since=None)
+)
+
+
 def claim(
     engine: Engine,
     owner: str,
@@ -161,26 +376,34 @@ def claim(
     connector: str | None = None,
 ) -> list[int]:
     """Lease up to `limit` dirty links nobody holds (oldest change first); their ids."""
-    candidates = (
-        select(col(Link.id))
-        .where(col(Link.dirty).is_(True))
-        .where(or_(col(Link.lease_until).is_(None), col(Link.lease_until) < now))
-        .where(col(Link.external_id).not_like("pending:%"))  # its account is being created
-        .order_by(col(Link.dirty_since))
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    if connector is not None:
-        candidates = candidates.where(col(Link.connector) == connector)
-    with session_scope(engine) as session:
-        ids = [int(i) for i in session.execute(candidates).scalars()]
-        if ids:
-            session.execute(
-                update(Link)
-                .where(col(Link.id).in_(ids))
-                .values(lease_owner=owner, lease_until=now + lease)
+    claimed = claim_links(engine, owner, now=now, limit=limit, lease=lease, connector=connector)
+    return [link_id for link_id, _connector in claimed]
+
+
+def claim_links(
+    engine: Engine,
+    owner: str,
+    *,
+    now: datetime,
+    limit: int,
+    lease: timedelta,
+    connector: str | None = None,
+) -> list[tuple[int, str]]:
+    """`claim`, giving each leased link's connector with its id (the worker needs both)."""
+    with engine.begin() as connection:
+        if connector is None:
+            found = connection.execute(_CANDIDATES, {"now": now, "limit": limit})
+        else:
+            found = connection.execute(
+                _CANDIDATES_OF_CONNECTOR, {"now": now, "limit": limit, "connector": connector}
             )
-        return ids
+        claimed = [(int(i), str(c)) for i, c in found]
+        if claimed:
+            connection.execute(
+                _LEASE,
+                {"ids": [i for i, _c in claimed], "owner": owner, "until": now + lease},
+            )
+        return claimed
 
 
 def release(
@@ -194,20 +417,11 @@ def release(
 ) -> None:
     """Give the lease back; a synced link is clean unless marked again after `claimed_at`.
     A link that failed is not claimed again before `retry_at` (no tight retry loop)."""
-    values: dict[str, object] = {"lease_owner": None, "lease_until": None if synced else retry_at}
-    with session_scope(engine) as session:
-        session.execute(
-            update(Link)
-            .where(col(Link.id) == link_id, col(Link.lease_owner) == owner)
-            .values(values)
-        )
+    with engine.begin() as connection:
+        until = None if synced else retry_at
+        connection.execute(_GIVE_BACK, {"link_id": link_id, "owner": owner, "until": until})
         if synced:
-            session.execute(
-                update(Link)
-                .where(col(Link.id) == link_id)
-                .where(or_(col(Link.dirty_since).is_(None), col(Link.dirty_since) <= claimed_at))
-                .values(dirty=False, dirty_since=None)
-            )
+            connection.execute(_CLEAN, {"link_id": link_id, "claimed_at": claimed_at})
 
 
 def renew(
@@ -216,12 +430,8 @@ def renew(
     """Extend the leases this worker still holds (a long sync keeps its link)."""
     if not link_ids:
         return
-    with session_scope(engine) as session:
-        session.execute(
-            update(Link)
-            .where(col(Link.id).in_(link_ids), col(Link.lease_owner) == owner)
-            .values(lease_until=now + lease)
-        )
+    with engine.begin() as connection:
+        connection.execute(_RENEW, {"ids": link_ids, "owner": owner, "until": now + lease})
 
 
 def release_dead(engine: Engine, host: str, is_alive: Callable[[int], bool]) -> int:

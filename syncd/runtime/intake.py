@@ -4,15 +4,24 @@ No remote call happens before the answer (Wix gives 1,250 ms). Anything that doe
 is answered 401 and leaves nothing stored; a body over the limit is 413; a redelivery of a
 stored event is acknowledged (200) and dropped. Payload values are hints: the worker re-reads
 both balances before it writes anything.
+
+Storing is a group commit: each handler hands its verified events to the `InboxWriter` and
+waits; the writer keeps every event waiting in one transaction (inbox rows and dirty marks
+together), off the event loop, then wakes each handler with its event's outcome. So an event
+is acknowledged only once it is durably stored, and the loop keeps accepting meanwhile. If
+the transaction fails, every handler waiting on it answers 500 and the sender retries.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+import logging
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 
+from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from sqlalchemy.engine import Engine
+from sqlalchemy.pool import StaticPool
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -21,12 +30,85 @@ from connectors.base import Connector
 from syncd.clock import utcnow
 from syncd.errors import WebhookRejected
 from syncd.logs import event, get_logger
-from syncd.runtime.dirty import record_change
+from syncd.runtime.dirty import ChangeEvent, record_changes
 from syncd.runtime.metrics import Metrics
 from syncd.wix.webhooks import MAX_BODY_BYTES, load_public_key, verify
 
 log = get_logger(__name__)
 WIX = "wix"
+MAX_BATCH = 500  # events per transaction: well under SQLite's and PostgreSQL's bind limits
+
+
+class InboxWriter:
+    """Group commit for webhook events: whatever arrived while the last transaction ran is
+    kept in the next one, so the store costs one transaction per batch, not per event.
+
+    No event waits for a timer: a lone event is written at once. The transactions run in a
+    worker thread, one at a time (inline where the store is one shared connection, an
+    in-memory SQLite, which threads must not share)."""
+
+    def __init__(self, engine: Engine, *, max_batch: int = MAX_BATCH) -> None:
+        self.engine = engine
+        self.max_batch = max_batch
+        self._waiting: list[tuple[ChangeEvent, asyncio.Future[str]]] = []
+        self._writing: asyncio.Task[None] | None = None
+        self._inline = isinstance(engine.pool, StaticPool)
+
+    async def record(self, changes: Sequence[ChangeEvent]) -> list[str]:
+        """Keep `changes` (with whatever else is waiting); their outcomes once committed
+        (see `record_changes`). Raises what the commit raised: nothing is acknowledged
+        that is not stored."""
+        if not changes:
+            return []
+        loop = asyncio.get_running_loop()
+        futures = [loop.create_future() for _ in changes]
+        self._waiting.extend(zip(changes, futures, strict=True))
+        if self._writing is None or self._writing.done():
+            self._writing = loop.create_task(self._write())
+        results = await asyncio.gather(*futures, return_exceptions=True)
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+        return [str(result) for result in results]
+
+    async def _write(self) -> None:
+        while self._waiting:
+            batch = self._waiting[: self.max_batch]
+            del self._waiting[: self.max_batch]
+            try:
+                outcomes = await self._commit([change for change, _ in batch])
+            except Exception as error:
+                event(
+                    log,
+                    "inbox.commit_failed",
+                    level=logging.WARNING,
+                    events=len(batch),
+                    error=_first_line(error),
+                )
+                _settle(batch, error)
+            except BaseException:  # cancelled mid-commit (shutdown): each handler answers 500
+                _settle(batch, RuntimeError("the inbox writer stopped"))
+                raise
+            else:
+                _settle(batch, outcomes)
+
+    async def _commit(self, changes: list[ChangeEvent]) -> list[str]:
+        if self._inline:
+            return record_changes(self.engine, changes, now=utcnow())
+        return await asyncio.to_thread(record_changes, self.engine, changes, now=utcnow())
+
+
+def _settle(
+    batch: list[tuple[ChangeEvent, asyncio.Future[str]]], result: list[str] | Exception
+) -> None:
+    """Wake each waiting handler with its event's outcome, or with the commit's error."""
+    for index, (_, future) in enumerate(batch):
+        if future.done():  # its handler went away
+            continue
+        if isinstance(result, Exception):
+            future.set_exception(result)
+        else:
+            future.set_result(result[index])
 
 
 @dataclass
@@ -37,6 +119,11 @@ class Intake:
     wake: asyncio.Event
     wix_public_key: str | None
     on_program_event: Callable[[], None] = lambda: None
+    inbox: InboxWriter = field(init=False)
+    _key: tuple[str, RSAPublicKey] | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.inbox = InboxWriter(self.engine)
 
     def routes(self) -> list[Route]:
         return [
@@ -48,17 +135,20 @@ class Intake:
         raw = await _body(request)
         if isinstance(raw, Response):
             return self._refused(WIX, raw)
-        if self.wix_public_key is None:
+        key = self._public_key()
+        if key is None:
             return self._refused(WIX, _text(401, "wix.webhook_public_key is not configured"))
         try:
-            verified = verify(raw, load_public_key(self.wix_public_key), now=utcnow())
+            verified = verify(raw, key, now=utcnow())
         except WebhookRejected as error:
             event(log, "webhook.rejected", source=WIX, reason=error.reason)
             return self._refused(WIX, _text(401, "not a verifiable Wix webhook"))
         if verified.event_type.startswith("wix.loyalty.v1.program"):
             self.on_program_event()
-        self._store(WIX, verified.event_id, verified.event_type, verified.account_id, WIX)
-        return JSONResponse({"ok": True})
+        change = ChangeEvent(
+            WIX, verified.event_id, verified.event_type, wix_account_id=verified.account_id
+        )
+        return await self._store([change])
 
     async def connector(self, request: Request) -> Response:
         name = request.path_params["connector"]
@@ -73,47 +163,43 @@ class Intake:
         except WebhookRejected as error:
             event(log, "webhook.rejected", source=name, reason=error.reason)
             return self._refused(name, _text(401, "not a verifiable webhook"))
-        for verified in events:
-            self._store(
+        changes = [
+            ChangeEvent(
                 name,
                 verified.event_id,
                 verified.event_type,
-                verified.account_id,
-                name,
-                merged_ids=verified.merged_ids,
+                connector=name,
+                external_id=verified.account_id,
+                merged_ids=tuple(verified.merged_ids),
             )
-        return JSONResponse({"ok": True})
+            for verified in events
+        ]
+        return await self._store(changes)
 
-    def _store(
-        self,
-        source: str,
-        event_id: str,
-        event_type: str,
-        account_id: str | None,
-        side: str,
-        *,
-        merged_ids: tuple[str, ...] = (),
-    ) -> None:
-        """Keep the event once and mark its link dirty (one transaction); wake the workers."""
-        where = (
-            {"wix_account_id": account_id}
-            if side == WIX
-            else {"connector": side, "external_id": account_id}
-        )
-        outcome = record_change(
-            self.engine,
-            source=source,
-            event_id=event_id,
-            event_type=event_type,
-            now=utcnow(),
-            merged_ids=merged_ids,
-            **where,
-        )
-        if outcome == "duplicate":
-            self.metrics.inc("syncd_webhooks_duplicate_total", source=source)
-            return
-        self.metrics.inc("syncd_webhooks_received_total", source=source)
-        self.wake.set()  # a linked account to sync, or a new one for the matcher
+    def _public_key(self) -> RSAPublicKey | None:
+        """The configured key, parsed once (and again only if the configuration changes)."""
+        text = self.wix_public_key
+        if text is None:
+            return None
+        if self._key is None or self._key[0] != text:
+            self._key = (text, load_public_key(text))
+        return self._key[1]
+
+    async def _store(self, changes: list[ChangeEvent]) -> Response:
+        """Keep the events once and mark their links dirty (one transaction), then answer:
+        200 once stored, 500 (send again) if the store failed; wake the workers."""
+        try:
+            outcomes = await self.inbox.record(changes)
+        except Exception:
+            return _text(500, "the event could not be stored: send it again")
+        for change, outcome in zip(changes, outcomes, strict=True):
+            if outcome == "duplicate":
+                self.metrics.inc("syncd_webhooks_duplicate_total", source=change.source)
+            else:
+                self.metrics.inc("syncd_webhooks_received_total", source=change.source)
+        if any(outcome != "duplicate" for outcome in outcomes):
+            self.wake.set()  # a linked account to sync, or a new one for the matcher
+        return JSONResponse({"ok": True})
 
     def _refused(self, source: str, response: Response) -> Response:
         """Count a webhook refused for what it is (signature, size); a sender that went away
@@ -147,3 +233,9 @@ async def _body(request: Request) -> bytes | Response:
 
 def _text(status: int, message: str) -> Response:
     return JSONResponse({"error": message}, status_code=status)
+
+
+def _first_line(error: BaseException) -> str:
+    """The error's first line (a database error's SQL and parameters follow it)."""
+    lines = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {lines[0][:200]}" if lines else type(error).__name__

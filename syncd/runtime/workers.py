@@ -1,8 +1,10 @@
 """Workers: lease dirty links and sync each with its connector's applier.
 
 One link is synced by one worker at a time (its lease), however many workers and replicas run.
-Many events for one link coalesce: the link is dirty once, synced once. A sync that fails
-leaves the link dirty, to be retried after its lease has expired.
+Many events for one link coalesce: the link is dirty once, synced once. Woken by a mark, the
+loop waits `COALESCE_SECONDS` before it claims, so the webhooks of one change (each sends
+two) are synced once. A sync that fails leaves the link dirty, to be retried after its lease
+has expired. While every slot is busy, marks do not wake the loop: only a sync ending does.
 """
 
 from __future__ import annotations
@@ -11,16 +13,14 @@ import asyncio
 import logging
 from collections.abc import Callable, Mapping
 from datetime import timedelta
-from typing import Any
 
 from sqlalchemy.engine import Engine
 
 from syncd.clock import utcnow
 from syncd.engine.applier import Applier
-from syncd.engine.outbox import Outbox
 from syncd.errors import SyncdError
 from syncd.logs import event, get_logger
-from syncd.runtime.dirty import claim, release, renew
+from syncd.runtime.dirty import claim_links, release, renew
 from syncd.runtime.metrics import Metrics
 
 log = get_logger(__name__)
@@ -28,6 +28,7 @@ LEASE = timedelta(seconds=15)
 RENEW_EVERY = LEASE / 3
 RETRY_AFTER_FAILURE = timedelta(seconds=5)
 IDLE_SECONDS = 0.5
+COALESCE_SECONDS = 0.003
 
 
 class Workers:
@@ -43,7 +44,6 @@ class Workers:
         concurrency: int = 4,
     ) -> None:
         self.engine = engine
-        self.outbox = Outbox(engine)
         self.appliers = appliers
         self.metrics = metrics
         self.owner = owner
@@ -69,34 +69,40 @@ class Workers:
     async def _loop(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
             free = self.concurrency - len(self.in_flight)
-            ids: list[int] = []
             if free > 0 and self.may_write():
-                ids = claim(self.engine, self.owner, now=utcnow(), limit=free, lease=LEASE)
-            for link_id in ids:
-                task = asyncio.create_task(self._sync(link_id))
-                self.in_flight.add(task)
-                task.add_done_callback(self.in_flight.discard)
-            if not ids:
-                self.wake.clear()
-                waits: list[asyncio.Task[Any]] = [
-                    asyncio.create_task(self.wake.wait()),
-                    asyncio.create_task(stop.wait()),
-                    *self.in_flight,
-                ]
-                await asyncio.wait(waits, timeout=IDLE_SECONDS, return_when=asyncio.FIRST_COMPLETED)
-                for waiter in waits[:2]:
-                    waiter.cancel()
+                self.wake.clear()  # a link marked from here on sets it again
+                claimed = claim_links(
+                    self.engine, self.owner, now=utcnow(), limit=free, lease=LEASE
+                )
+                for link_id, connector in claimed:
+                    task = asyncio.create_task(self._sync(link_id, connector))
+                    self.in_flight.add(task)
+                    task.add_done_callback(self.in_flight.discard)
+                if len(claimed) == free:
+                    continue  # every slot taken: wait for a sync to end (below, next turn)
+            # All slots busy: only a sync ending (or stop) frees one; a mark meanwhile leaves
+            # `wake` set for then. Otherwise also wait for a mark (or the idle timeout).
+            syncs = set(self.in_flight)
+            waiters = [asyncio.create_task(stop.wait())]
+            if free > 0:
+                waiters.append(asyncio.create_task(self.wake.wait()))
+            done, _ = await asyncio.wait(
+                [*waiters, *syncs], timeout=IDLE_SECONDS, return_when=asyncio.FIRST_COMPLETED
+            )
+            for waiter in waiters:
+                waiter.cancel()
+            if free > 0 and self.wake.is_set() and not done & syncs:
+                # Woken by a mark: the other webhooks of that change (each change sends two,
+                # and our write's echo two more) land within a few ms; claim once for all.
+                await asyncio.sleep(COALESCE_SECONDS)
         if self.in_flight:
             await asyncio.wait(list(self.in_flight))
 
-    async def _sync(self, link_id: int) -> None:
+    async def _sync(self, link_id: int, connector: str) -> None:
         claimed_at = utcnow()
         synced = False
         self.syncing.add(link_id)
-        connector = "?"
         try:
-            link = self.outbox.link(link_id)
-            connector = link.connector
             applier = self.appliers.get(connector)
             if applier is None:
                 event(
