@@ -3,7 +3,8 @@
 One bucket is shared by every caller of one remote, so the daemon as a whole stays under the
 remote's limit instead of provoking 429s. The bucket spends slightly under the limit (`margin`)
 and keeps its burst small enough that no sliding 60-second window ever holds more than the
-limit. A 429 that still arrives pauses every caller until its Retry-After has passed.
+limit, even with requests delayed on their way. A 429 that still arrives pauses every caller
+until its Retry-After has passed.
 
 Callers wait in priority order: syncs driven by webhooks go first, then polling, then
 backfill. The priority is set for a whole task with `spending(Priority.POLL)` and read by every
@@ -59,7 +60,10 @@ class TokenBucket:
         if per_minute <= 0:
             raise ValueError("per_minute must be positive")
         self.rate = per_minute * (1 - margin) / 60.0  # tokens per second
-        self.capacity = max(1.0, float(int(per_minute * margin)))
+        # Half the margin as burst: any 60 s holds at most `per_minute * (1 - margin / 2)`
+        # acquisitions, so the other half absorbs requests arriving later than they left
+        # (a new connection, a busy loop) without a sliding window ever seeing a 429.
+        self.capacity = max(1.0, float(int(per_minute * margin / 2)))
         self._tokens = self.capacity
         self._clock = clock
         self._sleep = sleep

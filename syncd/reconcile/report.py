@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -89,16 +90,19 @@ class Report:
         return "\n".join(lines)
 
 
-def write_plan(path: Path, rows: list[PlanRow]) -> None:
-    """The per-account plan as CSV or JSON, chosen by the file's extension."""
+def write_plan(path: Path, rows: Iterable[PlanRow]) -> None:
+    """The per-account plan as CSV or JSON, chosen by the file's extension (streamed)."""
     suffix = path.suffix.lower()
     if suffix not in (".csv", ".json"):
         raise ConfigError(f"--plan {path}: use a .csv or .json file name")
     try:
         with path.open("w", newline="", encoding="utf-8") as handle:
             if suffix == ".json":
-                json.dump([asdict(r) for r in rows], handle, indent=1)
-                handle.write("\n")
+                handle.write("[")
+                for index, row in enumerate(rows):
+                    handle.write(",\n" if index else "\n")
+                    handle.write(json.dumps(asdict(row)))
+                handle.write("\n]\n")
             else:
                 writer = csv.DictWriter(handle, fieldnames=list(PlanRow.__dataclass_fields__))
                 writer.writeheader()

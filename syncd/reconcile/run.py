@@ -8,8 +8,10 @@ their bases, and a pair whose link moved since it was staged is read fresh befor
 from __future__ import annotations
 
 import asyncio
+import collections
+import functools
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -21,21 +23,35 @@ from sqlmodel import col, select
 import connectors
 from connectors.base import Connector, ExternalAccount
 from syncd.budget import Priority, spending
+from syncd.clock import utcnow
 from syncd.engine.applier import Applier
-from syncd.engine.outbox import Outbox
+from syncd.engine.outbox import Outbox, tag
 from syncd.engine.rules import (
     Absorb,
     AdjustExternal,
     AdjustWix,
-    Bases,
     OpenConflict,
+    Plan,
     Policy,
+    SetBases,
     decide,
 )
-from syncd.errors import PreconditionError, SkipError, SyncdError
+from syncd.errors import ConflictError, PreconditionError, SkipError, SyncdError
 from syncd.logs import event, get_logger
 from syncd.names import split_name
 from syncd.progress import Progress
+from syncd.reconcile.bulk import (
+    BatchWrite,
+    PairRow,
+    begin_writes,
+    fail_write,
+    finish_writes,
+    mark_pairs,
+    only_writes,
+    pair_chunks,
+    settle,
+    void_write,
+)
 from syncd.reconcile.matching import Matching, match, pair_counts
 from syncd.reconcile.report import PlanRow, Report, write_plan
 from syncd.reconcile.staging import (
@@ -52,14 +68,22 @@ from syncd.reconcile.staging import (
 from syncd.runtime.pollers import start_cursors
 from syncd.settings import ConnectorSettings, Settings
 from syncd.store.db import open_store, session_scope
-from syncd.store.models import Conflict, ConflictStatus, Link, ReconcilePair, StagedAccount
+from syncd.store.models import (
+    Conflict,
+    ConflictStatus,
+    Direction,
+    Link,
+    ReconcilePair,
+    StagedAccount,
+)
 from syncd.wix.client import WixClient
 from syncd.wix.models import Account
 
 log = get_logger(__name__)
 
-WORKERS = 8
-CHUNK = 500
+CHUNK = 500  # pairs read, planned and settled together
+CONCURRENCY = 16  # calls in flight (each still waits for the API's budget); more costs
+# more CPU than it saves waiting: httpx keeps 20 connections alive, and its pool scans them all
 
 
 @dataclass(frozen=True)
@@ -67,16 +91,6 @@ class Options:
     dry_run: bool = False
     plan_file: Path | None = None
     force: bool = False
-
-
-@dataclass(frozen=True)
-class _Pair:
-    link_id: int | None
-    wix: StagedAccount
-    ext: StagedAccount
-    matched_by: str
-    bases: Bases
-    trusted: bool  # the staged balances still describe the link (it was not synced since)
 
 
 def policy_for(settings: Settings, connector: ConnectorSettings) -> Policy:
@@ -143,17 +157,20 @@ async def _reconcile(
         with session_scope(engine) as session:
             save_state(session, connector.name, state)
     run_started = datetime.fromisoformat(state.started_at)
-    rows = [_plan_row(pair, policy) for pair in _pairs(engine, connector.name, run_started)]
     with session_scope(engine) as session:
         report.linked = pair_counts(session, connector.name)
-    brake = _brake(rows, settings.sync.max_changed_fraction)
+    rows = functools.partial(_plan_rows, engine, connector.name, run_started, policy)
+    # Only pairs linked before this run can trip the brake: none, no pass over the pairs.
+    brake = report.linked.get("link") and _brake(rows(), settings.sync.max_changed_fraction)
     if brake and not options.force:
         report.stopped = brake + "; check the plan with --dry-run, then run again with --force"
     elif options.dry_run:
-        _summarise(rows, report)
-        _would_create(connector, matching, report)
+        summarised = _summarise(rows(), report)
         if options.plan_file:
-            write_plan(options.plan_file, rows)
+            write_plan(options.plan_file, summarised)
+        else:
+            collections.deque(summarised, maxlen=0)
+        _would_create(connector, matching, report)
     else:
         await _apply(engine, applier, connector.name, run_started, report)
         finish_run(engine, connector.name, state)
@@ -178,20 +195,26 @@ async def find_drift(
         run_started = datetime.fromisoformat(state.started_at)
         drifted = [
             pair.link_id
-            for pair in _pairs(engine, connector.name, run_started)
+            for chunk in pair_chunks(engine, connector.name, run_started, size=CHUNK)
+            for pair in chunk
             if pair.link_id is not None
             and pair.matched_by == "link"
-            and not decide(pair.bases, pair.wix.balance, pair.ext.balance, policy).empty
+            and not decide(pair.bases, pair.wix_balance, pair.ext_balance, policy).empty
         ]
         finish_run(engine, connector.name, state)
     return drifted
 
 
 async def _stage(engine: Engine, wix: WixClient, connector: Connector, state: RunState) -> None:
-    await stage_wix(engine, wix, connector.name, state)
-    if "phone" in connector.settings.match_on:
-        await stage_contacts(engine, wix, connector.name, state)
-    await stage_external(engine, connector, state)
+    """Both sides at once: each page is stored with its side's cursor in one transaction (no
+    await between the two), so a run stopped anywhere resumes each side where it stood."""
+
+    async def wix_side() -> None:
+        await stage_wix(engine, wix, connector.name, state)
+        if "phone" in connector.settings.match_on:
+            await stage_contacts(engine, wix, connector.name, state)
+
+    await asyncio.gather(wix_side(), stage_external(engine, connector, state))
 
 
 def _count_staged(engine: Engine, connector: str, report: Report, matching: Matching) -> None:
@@ -314,91 +337,52 @@ def _link_new_pairs(engine: Engine, connector: str) -> None:
                 " JOIN reconcile_accounts w ON w.side = 'wix' AND w.connector = p.connector"
                 "  AND w.account_id = p.wix_account_id"
                 " WHERE p.connector = :c AND p.matched_by NOT IN ('link', 'created')"
+                # Two NOT EXISTS, not one with OR: each is one lookup in a unique index.
                 " AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connector = :c"
-                "  AND (l.wix_account_id = p.wix_account_id OR l.external_id = p.external_id))"
+                "  AND l.wix_account_id = p.wix_account_id)"
+                " AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connector = :c"
+                "  AND l.external_id = p.external_id)"
             ),
             {"c": connector},
         ).all()
-        session.add_all(
-            Link(connector=connector, wix_account_id=w, wix_contact_id=c, external_id=x)
-            for w, c, x in rows
-        )
-
-
-def _pairs(
-    engine: Engine, connector: str, run_started: datetime, *, pending_only: bool = False
-) -> Iterator[_Pair]:
-    """Every pair with its staged accounts and link, in chunks (keyset on the Wix id)."""
-    after = ""
-    while True:
-        with session_scope(engine) as session:
-            query = (
-                select(ReconcilePair)
-                .where(ReconcilePair.connector == connector)
-                .where(col(ReconcilePair.wix_account_id) > after)
-                .order_by(col(ReconcilePair.wix_account_id))
-                .limit(CHUNK)
+        if rows:
+            now = utcnow()
+            session.connection().execute(
+                Link.__table__.insert(),  # type: ignore[attr-defined]
+                [
+                    {
+                        "connector": connector,
+                        "wix_account_id": w,
+                        "wix_contact_id": c,
+                        "external_id": x,
+                        "created_at": now,
+                        "updated_at": now,
+                    }
+                    for w, c, x in rows
+                ],
             )
-            if pending_only:
-                query = query.where(col(ReconcilePair.done).is_(False))
-            chunk = session.exec(query).all()
-            batch = [_pair(session, connector, p, run_started) for p in chunk]
-        if not chunk:
-            return
-        yield from batch
-        after = chunk[-1].wix_account_id
 
 
-def _trusted(
-    link: Link | None,
-    pair: ReconcilePair,
-    unstaged: bool,
-    staged_at: datetime,
-    run_started: datetime,
-) -> bool:
-    """Whether the staged balances still describe the pair, so no fresh read is needed: true
-    unless its sync already began in this run (a resumed run), or its link moved since the
-    accounts were staged (the daemon synced it meanwhile)."""
-    if unstaged or pair.started:
-        return False
-    if link is None or link.wix_base is None or link.created_at >= run_started:
-        return True  # never synced, or made by this run and not synced yet
-    return link.updated_at <= staged_at
+def _plan_rows(
+    engine: Engine, connector: str, run_started: datetime, policy: Policy
+) -> Iterator[PlanRow]:
+    """What the rules would do with every pair, as it is staged (streamed)."""
+    for chunk in pair_chunks(engine, connector, run_started, size=CHUNK):
+        yield from (_plan_row(pair, policy) for pair in chunk)
 
 
-def _pair(session: object, connector: str, pair: ReconcilePair, run_started: datetime) -> _Pair:
-    from sqlmodel import Session
-
-    assert isinstance(session, Session)
-    wix = session.get(StagedAccount, (WIX, connector, pair.wix_account_id))
-    ext = session.get(StagedAccount, (EXTERNAL, connector, pair.external_id))
-    unstaged = wix is None or ext is None  # killed between creating an account and staging it
-    wix = wix or StagedAccount(
-        side=WIX, connector=connector, account_id=pair.wix_account_id, balance=0
-    )
-    ext = ext or StagedAccount(
-        side=EXTERNAL, connector=connector, account_id=pair.external_id, balance=0
-    )
-    link = session.exec(
-        select(Link).where(Link.connector == connector, Link.wix_account_id == pair.wix_account_id)
-    ).first()
-    bases = Bases(link.wix_base, link.ext_base) if link else Bases(None, None)
-    trusted = _trusted(link, pair, unstaged, min(wix.staged_at, ext.staged_at), run_started)
-    return _Pair(link.id if link else None, wix, ext, pair.matched_by, bases, trusted)
-
-
-def _plan_row(pair: _Pair, policy: Policy) -> PlanRow:
-    plan = decide(pair.bases, pair.wix.balance, pair.ext.balance, policy)
+def _plan_row(pair: PairRow, policy: Policy) -> PlanRow:
+    plan = decide(pair.bases, pair.wix_balance, pair.ext_balance, policy)
     kinds = sorted(
         {a.conflict.value for a in plan.actions if isinstance(a, Absorb) and a.conflict}
         | {a.kind.value for a in plan.actions if isinstance(a, OpenConflict)}
     )
     return PlanRow(
-        wix_account_id=pair.wix.account_id,
-        external_id=pair.ext.account_id,
+        wix_account_id=pair.wix_id,
+        external_id=pair.ext_id,
         matched_by=pair.matched_by,
-        wix_balance=pair.wix.balance,
-        ext_balance=pair.ext.balance,
+        wix_balance=pair.wix_balance,
+        ext_balance=pair.ext_balance,
         to_wix=sum(a.delta for a in plan.actions if isinstance(a, AdjustWix)),
         to_external=sum(a.delta for a in plan.actions if isinstance(a, AdjustExternal)),
         held=sum(a.amount for a in plan.actions if isinstance(a, Absorb) and a.conflict),
@@ -406,19 +390,23 @@ def _plan_row(pair: _Pair, policy: Policy) -> PlanRow:
     )
 
 
-def _brake(rows: list[PlanRow], fraction: float) -> str | None:
+def _brake(rows: Iterable[PlanRow], fraction: float) -> str | None:
     """Refuse a run that would change too many accounts that were already in step."""
-    linked = [r for r in rows if r.matched_by == "link"]
-    changing = [r for r in linked if r.to_wix or r.to_external]
-    if linked and len(changing) / len(linked) > fraction:
+    linked = changing = 0
+    for row in rows:
+        if row.matched_by == "link":
+            linked += 1
+            changing += bool(row.to_wix or row.to_external)
+    if linked and changing / linked > fraction:
         return (
-            f"the plan changes {len(changing)} of {len(linked)} already-linked accounts, more "
+            f"the plan changes {changing} of {linked} already-linked accounts, more "
             f"than sync.max_changed_fraction ({fraction:.0%})"
         )
     return None
 
 
-def _summarise(rows: list[PlanRow], report: Report) -> None:
+def _summarise(rows: Iterable[PlanRow], report: Report) -> Iterator[PlanRow]:
+    """Count each row into the dry run's report as it passes."""
     for row in rows:
         report.wix_adjusted += bool(row.to_wix)
         report.wix_points += row.to_wix
@@ -426,52 +414,153 @@ def _summarise(rows: list[PlanRow], report: Report) -> None:
         report.ext_points += row.to_external
         report.unchanged += not (row.to_wix or row.to_external)
         report.conflicts_opened += len(row.conflicts.split())
+        yield row
 
 
 async def _apply(
     engine: Engine, applier: Applier, connector: str, run_started: datetime, report: Report
 ) -> None:
-    pending = list(_pairs(engine, connector, run_started, pending_only=True))
-    progress = Progress(f"reconcile {connector}", len(pending))
-    queue: asyncio.Queue[_Pair] = asyncio.Queue()
-    for pair in pending:
-        queue.put_nowait(pair)
-
-    async def worker() -> None:
-        while not queue.empty():
-            pair = queue.get_nowait()
-            await _apply_pair(engine, applier, connector, pair, report)
-            progress.advance()
-
+    """Carry out every pair not done yet, a chunk at a time (see `syncd.reconcile.bulk`)."""
+    with session_scope(engine) as session:
+        pending = session.exec(
+            select(func.count())
+            .select_from(ReconcilePair)
+            .where(ReconcilePair.connector == connector, col(ReconcilePair.done).is_(False))
+        ).one()
+    progress = Progress(f"reconcile {connector}", int(pending))
+    calls = asyncio.Semaphore(CONCURRENCY)
     try:
-        await asyncio.gather(*(worker() for _ in range(WORKERS)))
+        for chunk in pair_chunks(engine, connector, run_started, size=CHUNK, pending_only=True):
+            await _apply_chunk(engine, applier, connector, chunk, calls, report)
+            progress.advance(len(chunk))
     finally:
         progress.close()
 
 
-async def _apply_pair(
-    engine: Engine, applier: Applier, connector: str, pair: _Pair, report: Report
+async def _apply_chunk(
+    engine: Engine,
+    applier: Applier,
+    connector: str,
+    chunk: list[PairRow],
+    calls: asyncio.Semaphore,
+    report: Report,
 ) -> None:
+    settled: list[tuple[PairRow, Plan]] = []
+    writing: list[tuple[PairRow, Plan]] = []
+    one_by_one: list[tuple[PairRow, bool]] = []  # (pair, whether its staged values hold)
+    for pair in chunk:
+        plan = decide(pair.bases, pair.wix_balance, pair.ext_balance, applier.policy)
+        if not pair.trusted:
+            one_by_one.append((pair, False))
+        elif all(isinstance(a, SetBases) for a in plan.actions):
+            settled.append((pair, plan))
+        elif only_writes(plan):
+            writing.append((pair, plan))
+        else:
+            one_by_one.append((pair, True))
+    with engine.begin() as connection:
+        moved = settle(connection, connector, settled)
+        batches, left = begin_writes(connection, connector, writing)
+    report.unchanged += len(settled) - len(moved)
+    one_by_one += [(pair, False) for pair in (*moved, *left)]
+    sent = await asyncio.gather(*(_send(applier, writes, calls) for writes in batches))
+    with engine.begin() as connection:
+        finish_writes(connection, [w for applied, _ in sent for w in applied])
+        done: list[str] = []
+        for writes, (applied, failure) in zip(batches, sent, strict=True):
+            pair = writes[0].pair
+            _count(report, [w for w, _ in applied])
+            if failure is None or isinstance(failure, SkipError):
+                if failure is not None:
+                    fail_write(connection, writes[len(applied)].operation, str(failure))
+                    report.errors.append(f"link {pair.link_id}: {failure}")
+                done.append(pair.wix_id)
+                continue
+            if isinstance(failure, ConflictError):
+                void_write(
+                    connection,
+                    writes[len(applied)].operation,
+                    "stale: the account changed since it was read",
+                )
+            one_by_one.append((pair, False))  # read fresh; the applier settles what was SENT
+        mark_pairs(connection, connector, done, done=True)
+
+    async def one(pair: PairRow, trusted: bool) -> None:
+        async with calls:
+            await _apply_pair(engine, applier, connector, pair, trusted, report)
+
+    await asyncio.gather(*(one(pair, trusted) for pair, trusted in one_by_one))
+
+
+async def _send(
+    applier: Applier, writes: list[BatchWrite], calls: asyncio.Semaphore
+) -> tuple[list[tuple[BatchWrite, str | None]], SyncdError | None]:
+    """Send one pair's writes in order; stop at the first that fails. Returns the applied
+    ones with their remote ids, and the failure."""
+    applied: list[tuple[BatchWrite, str | None]] = []
+    async with calls:
+        for write in writes:
+            try:
+                applied.append((write, await _send_one(applier, write)))
+            except SyncdError as error:
+                return applied, error
+    return applied, None
+
+
+async def _send_one(applier: Applier, write: BatchWrite) -> str | None:
+    pair, marker = write.pair, tag(write.operation)
+    if write.direction is Direction.TO_WIX:
+        change = await applier.wix.adjust_points(
+            pair.wix_id,
+            amount=write.action.delta,
+            revision=pair.wix_revision,
+            description=f"{marker} from {applier.connector.name}",
+        )
+        return change.transaction_id
+    written = await applier.connector.apply_delta(
+        pair.ext_id, write.action.delta, key=write.operation, reason=f"{marker} from wix"
+    )
+    return written.remote_id
+
+
+def _count(report: Report, applied: Iterable[BatchWrite]) -> None:
+    for write in applied:
+        if write.direction is Direction.TO_WIX:
+            report.wix_adjusted += 1
+            report.wix_points += write.action.delta
+        else:
+            report.ext_adjusted += 1
+            report.ext_points += write.action.delta
+
+
+async def _apply_pair(
+    engine: Engine,
+    applier: Applier,
+    connector: str,
+    pair: PairRow,
+    trusted: bool,
+    report: Report,
+) -> None:
+    """One pair through the applier, as the daemon syncs a link."""
     link_id = pair.link_id
     if link_id is None:
         with session_scope(engine) as session:
             link = session.exec(
-                select(Link).where(
-                    Link.connector == connector, Link.wix_account_id == pair.wix.account_id
-                )
+                select(Link).where(Link.connector == connector, Link.wix_account_id == pair.wix_id)
             ).one()
             link_id = link.id
     assert link_id is not None
-    _mark(engine, connector, pair, started=True)
+    with engine.begin() as connection:
+        mark_pairs(connection, connector, [pair.wix_id], started=True)
     wix = ext = None
-    if pair.trusted:
+    if trusted:
         wix = Account(
-            id=pair.wix.account_id,
-            contact_id=pair.wix.contact_id,
-            balance=pair.wix.balance,
-            revision=int(pair.wix.revision or 0),
+            id=pair.wix_id,
+            contact_id=pair.contact_id,
+            balance=pair.wix_balance,
+            revision=pair.wix_revision,
         )
-        ext = ExternalAccount(id=pair.ext.account_id, balance=pair.ext.balance)
+        ext = ExternalAccount(id=pair.ext_id, balance=pair.ext_balance)
     try:
         result = await applier.sync(link_id, wix_account=wix, ext_account=ext)
     except SyncdError as error:
@@ -484,15 +573,8 @@ async def _apply_pair(
     report.unchanged += not result.changed
     report.conflicts_opened += result.conflicts
     report.errors += result.errors
-    _mark(engine, connector, pair, done=True)
-
-
-def _mark(engine: Engine, connector: str, pair: _Pair, **flags: bool) -> None:
-    with session_scope(engine) as session:
-        row = session.get(ReconcilePair, (connector, pair.wix.account_id))
-        if row is not None:
-            for name, value in flags.items():
-                setattr(row, name, value)
+    with engine.begin() as connection:
+        mark_pairs(connection, connector, [pair.wix_id], done=True)
 
 
 def _open_conflicts(engine: Engine, connector: str) -> int:

@@ -7,9 +7,12 @@ one `cursors` row (`reconcile:<connector>`), as JSON.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import delete, text
 from sqlalchemy.engine import Engine
@@ -26,6 +29,7 @@ from syncd.wix.client import WixClient
 
 WIX, EXTERNAL = "wix", "external"
 CONTACTS_PAGE = 1000
+T = TypeVar("T")
 
 
 @dataclass
@@ -82,7 +86,7 @@ async def stage_wix(engine: Engine, wix: WixClient, connector: str, state: RunSt
     """Every Wix loyalty account, 100 a page."""
     if state.wix_done:
         return
-    async for page in wix.iter_accounts(cursor=state.wix_cursor):
+    async for page in ahead(wix.iter_accounts(cursor=state.wix_cursor)):
         rows = [
             _row(WIX, connector, a.id, a.balance, str(a.revision), email=a.email, name=a.name)
             | {"contact_id": a.contact_id}
@@ -138,8 +142,7 @@ async def stage_external(
     if state.ext_done:
         return
     try:
-        pages = connector.iter_accounts(state.ext_cursor)
-        async for page in pages:
+        async for page in ahead(connector.iter_accounts(state.ext_cursor)):
             rows = [
                 _row(
                     EXTERNAL,
@@ -168,6 +171,24 @@ async def stage_external(
     state.ext_done = True
     with session_scope(engine) as session:
         save_state(session, connector.name, state)
+
+
+async def ahead(pages: AsyncIterator[T]) -> AsyncIterator[T]:
+    """The same pages, the next one already on its way while the caller stores this one
+    (a page's wait overlaps the work on the one before; still one request at a time)."""
+    pending = asyncio.ensure_future(anext(pages))
+    try:
+        while True:
+            try:
+                page = await pending
+            except StopAsyncIteration:
+                return
+            pending = asyncio.ensure_future(anext(pages))
+            yield page
+    finally:
+        pending.cancel()
+        with contextlib.suppress(BaseException):
+            await pending  # a cancelled fetch ends the pages' generator with it
 
 
 def _row(

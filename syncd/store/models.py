@@ -77,6 +77,7 @@ class Link(StoreTable, table=True):
     __table_args__ = (
         UniqueConstraint("connector", "wix_account_id"),
         UniqueConstraint("connector", "external_id"),
+        Index("ix_links_wix_account_id", "wix_account_id"),  # the other spokes of an account
     )
 
     id: int | None = Field(default=None, primary_key=True)

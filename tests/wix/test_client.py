@@ -221,7 +221,7 @@ async def test_oauth_app_token_fetched_and_refreshed(
     async with WixClient(settings) as wix:
         await wix.get_program()
         await wix.get_program()
-        auth = wix._http.auth
+        auth = wix.auth
         assert getattr(auth, "tokens_fetched", None) == 1
         emulator.gatekeeper.reset()  # Wix forgets every token it issued
         assert (await wix.get_program()).active
