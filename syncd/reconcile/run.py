@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import func, text
+from sqlalchemy import bindparam, func, text
 from sqlalchemy.engine import Engine
 from sqlmodel import col, select
 
@@ -76,6 +76,7 @@ from syncd.store.models import (
     ReconcilePair,
     StagedAccount,
 )
+from syncd.store.types import UTCDateTime
 from syncd.wix.client import WixClient
 from syncd.wix.models import Account
 
@@ -329,11 +330,15 @@ def _new_link(
 
 
 def _link_new_pairs(engine: Engine, connector: str) -> None:
-    """A link, still without bases, for every pair that matching found by a key."""
+    """A link, still without bases, for every pair that matching found by a key (one
+    INSERT ... SELECT: the pairs never pass through Python, so 400,000 cost no memory)."""
     with session_scope(engine) as session:
-        rows = session.execute(
+        session.execute(
             text(
-                "SELECT p.wix_account_id, w.contact_id, p.external_id FROM reconcile_pairs p"
+                "INSERT INTO links (connector, wix_account_id, wix_contact_id, external_id,"
+                " dirty, created_at, updated_at)"
+                " SELECT p.connector, p.wix_account_id, w.contact_id, p.external_id, false,"
+                " :now, :now FROM reconcile_pairs p"
                 " JOIN reconcile_accounts w ON w.side = 'wix' AND w.connector = p.connector"
                 "  AND w.account_id = p.wix_account_id"
                 " WHERE p.connector = :c AND p.matched_by NOT IN ('link', 'created')"
@@ -342,25 +347,9 @@ def _link_new_pairs(engine: Engine, connector: str) -> None:
                 "  AND l.wix_account_id = p.wix_account_id)"
                 " AND NOT EXISTS (SELECT 1 FROM links l WHERE l.connector = :c"
                 "  AND l.external_id = p.external_id)"
-            ),
-            {"c": connector},
-        ).all()
-        if rows:
-            now = utcnow()
-            session.connection().execute(
-                Link.__table__.insert(),  # type: ignore[attr-defined]
-                [
-                    {
-                        "connector": connector,
-                        "wix_account_id": w,
-                        "wix_contact_id": c,
-                        "external_id": x,
-                        "created_at": now,
-                        "updated_at": now,
-                    }
-                    for w, c, x in rows
-                ],
-            )
+            ).bindparams(bindparam("now", type_=UTCDateTime())),
+            {"c": connector, "now": utcnow()},
+        )
 
 
 def _plan_rows(
