@@ -23,7 +23,9 @@ Nothing here comes from tests/: it runs on its own. See benchmarks/README.md.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import contextlib
+import json
 import os
 import platform
 import random
@@ -39,13 +41,16 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
 import syncd
 from connectors.square.emulator import SquareEmulator
 from syncd.sandbox import delivery
+from syncd.sandbox.delivery import DeliveryAttempt
 from syncd.sandbox.server import serve_in_thread
+from syncd.sandbox.wire import utc_millis
 from syncd.sandbox.wix import WixEmulator
 
 SIGNATURE_KEY = "bench-signature-key"
@@ -200,16 +205,130 @@ class SenderTimes:
             self.built[event.event_id] = time.perf_counter()
             return event
 
-        async def timed_post(client: Any, url: str, event: Any, attempt: int, headers: Any) -> Any:
+        # `_post(client, url, event, attempt, ...)`: the trailing arguments (headers, and in
+        # newer emulators the body text) are passed through as they are.
+        async def timed_post(client: Any, url: str, event: Any, attempt: int, *rest: Any) -> Any:
             started = time.perf_counter()
             if attempt == 1 and event.event_id in self.built:
                 self.queued.append(started - self.built.pop(event.event_id))
-            result = await post(client, url, event, attempt, headers)
+            result = await post(client, url, event, attempt, *rest)
             self.answered.append(time.perf_counter() - started)
             return result
 
         dispatcher.build = timed_build
         dispatcher._post = timed_post
+
+
+def bounded_sender(dispatcher: Any, connections: int) -> None:
+    """Give an emulator's webhook sender a client with at most `connections` connections.
+
+    The sender starts every queued event at once on one httpx client. With httpx's default
+    limit (100 connections) a burst opens many, and httpcore's pool bookkeeping costs
+    O(connections^2) on every request it adds or removes (a readability check of every
+    connection): at 40 changes/s this process spent a quarter of its time there."""
+    transport = dispatcher.transport
+    limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    dispatcher._client = lambda: httpx.AsyncClient(transport=transport, limits=limits)
+
+
+class LeanSender:
+    """The webhook POSTs of one emulator's sender, over plain HTTP/1.1 keep-alive connections
+    (at most `connections`), instead of its httpx client (`--sender lean`).
+
+    This process plays every change and runs both emulators on one core. Through httpx each
+    webhook cost it about 1 ms, and a change makes four: at 100 changes/s the senders alone
+    would need most of the core, and the daemon would be measured waiting for webhooks that
+    were not sent yet. The bytes syncd receives are the same (method, path, headers, body);
+    the answer is read whole (`content-length`), and each POST makes one `DeliveryAttempt`
+    as the emulator's own `_post` does (same timeout, same `error` words). When a kept
+    connection turns out closed by the daemon (nothing read from it), the kept ones are
+    dropped and the POST goes on a new connection."""
+
+    def __init__(self, dispatcher: Any, connections: int) -> None:
+        self.dispatcher = dispatcher
+        self.connections = connections
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots: asyncio.Semaphore | None = None
+
+    def install(self) -> None:
+        self.dispatcher._post = self.post
+
+    async def post(
+        self, client: Any, url: str, event: Any, attempt: int, text: str, headers: Any
+    ) -> Any:
+        timeout = self.dispatcher.knobs.webhook_timeout_seconds
+        started = time.monotonic()
+        at = utc_millis(self.dispatcher.clock())
+        status: int | None = None
+        error: str | None = None
+        try:
+            status = await asyncio.wait_for(self._send(url, text.encode(), headers), timeout)
+        except TimeoutError:
+            error = "timeout"
+        except (OSError, ValueError, asyncio.IncompleteReadError) as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        elapsed = time.monotonic() - started
+        if error is None and elapsed > timeout:
+            error = "timeout"
+        return DeliveryAttempt(
+            event.event_id, event.event_type, attempt, url, status, error, int(elapsed * 1000), at
+        )
+
+    async def _send(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        if self.slots is None:
+            self.slots = asyncio.Semaphore(self.connections)
+        target = urlsplit(url)
+        lines = [f"POST {target.path or '/'} HTTP/1.1", f"host: {target.netloc}"]
+        lines += [f"{k}: {v}" for k, v in headers.items() if k.lower() != "content-length"]
+        lines.append(f"content-length: {len(body)}")
+        request = ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1") + body
+        async with self.slots:
+            for _ in range(2):
+                kept = bool(self.idle)
+                reader, writer = (
+                    self.idle.pop()
+                    if kept
+                    else await asyncio.open_connection(target.hostname, target.port)
+                )
+                try:
+                    writer.write(request)
+                    status_line = await reader.readline()
+                    if not status_line and kept:
+                        # The daemon closed this kept connection (idle too long), and so
+                        # likely every other kept one: drop them all, use a new one.
+                        for _reader, stale in [(reader, writer), *self.idle]:
+                            stale.close()
+                        self.idle.clear()
+                        continue
+                    status, close = await self._read_answer(reader, status_line)
+                except BaseException:
+                    writer.close()
+                    raise
+                if close:
+                    writer.close()
+                else:
+                    self.idle.append((reader, writer))
+                return status
+        raise ConnectionError("the daemon closed two connections in a row")
+
+    @staticmethod
+    async def _read_answer(reader: asyncio.StreamReader, status_line: bytes) -> tuple[int, bool]:
+        """The status, and whether the connection must be closed; the body is read whole."""
+        parts = status_line.split()
+        if len(parts) < 2 or not parts[0].startswith(b"HTTP/1."):
+            raise ValueError(f"not an HTTP answer: {status_line[:60]!r}")
+        length, close = 0, parts[0] == b"HTTP/1.0"
+        while (line := await reader.readline()) not in (b"\r\n", b"\n", b""):
+            name, _, value = line.decode("latin-1").partition(":")
+            name, value = name.strip().lower(), value.strip().lower()
+            if name == "content-length":
+                length = int(value)
+            elif name == "connection":
+                close = value == "close"
+            elif name == "transfer-encoding":
+                raise ValueError("chunked answers are not expected from syncd's intake")
+        await reader.readexactly(length)
+        return int(parts[1]), close
 
 
 class Timed:
@@ -467,6 +586,11 @@ def run(args: argparse.Namespace) -> int:
     wix.state.listeners.append(probe.on_wix)
     square.state.listeners.append(probe.on_square)
     senders = {"wix": SenderTimes(), "square": SenderTimes()}
+    for emulator in (wix, square):
+        if args.sender == "lean":
+            LeanSender(emulator.webhooks, args.sender_connections).install()
+        else:
+            bounded_sender(emulator.webhooks, args.sender_connections)
     senders["wix"].instrument(wix.webhooks)
     senders["square"].instrument(square.webhooks)
     served = {"wix": Timed(wix.app), "square": Timed(square.app)}
@@ -539,12 +663,14 @@ def run(args: argparse.Namespace) -> int:
             code = daemon.stop()
         wrong = bench.mismatches()
         log_text = daemon.log.read_text(errors="replace")
+        if args.keep_log:
+            Path(args.keep_log).write_text(log_text)
 
     attempts = {
         "wix": wix.webhooks.attempts[first_attempt["wix"] :],
         "square": square.webhooks.attempts[first_attempt["square"] :],
     }
-    report(
+    figures = report(
         args,
         bench,
         attempts,
@@ -554,7 +680,12 @@ def run(args: argparse.Namespace) -> int:
         cpu=cpu,
         exit_code=code,
     )
-    return verdict(probe, attempts, wrong, settled, log_text, code)
+    outcome = verdict(probe, attempts, wrong, settled, log_text, code)
+    if args.json:
+        figures["ok"] = outcome == 0
+        Path(args.json).write_text(json.dumps(figures, indent=2, sort_keys=True) + "\n")
+        print(f"figures written to {args.json}")
+    return outcome
 
 
 def verdict(
@@ -609,7 +740,8 @@ def report(
     settle_seconds: float,
     cpu: tuple[float, float, float],
     exit_code: int | None,
-) -> None:
+) -> dict[str, Any]:
+    """Print the figures; return them as a flat dict (what `--json` writes)."""
     ms = 1000.0
     rows: list[tuple[str, dict[str, float]]] = []
     done = bench.probe.done
@@ -652,6 +784,10 @@ def report(
     def counter(name: str) -> int:
         return int(sum(v for k, v in metrics.items() if k.startswith(name)))
 
+    webhooks = counter("syncd_webhooks_received_total")
+    syncs = counter("syncd_syncs_total")
+    cpu_per_change = cpu[1] * ms / args.changes
+
     facts = [
         ("changes played", f"{args.changes} in {played:.1f} s ({args.changes / played:.1f}/s)"),
         ("customers", str(args.customers)),
@@ -672,11 +808,18 @@ def report(
             f"{cpu[1]:.1f} s / {cpu[0]:.1f} s of {cpu[2]:.1f} s wall "
             f"({cpu[1] / cpu[2]:.0%} / {cpu[0] / cpu[2]:.0%} of one core)",
         ),
+        (
+            "daemon CPU per change / webhook / sync",
+            f"{cpu_per_change:.1f} ms / {cpu[1] * ms / max(webhooks, 1):.2f} ms / "
+            f"{cpu[1] * ms / max(syncs, 1):.2f} ms (all of it, divided by each count)",
+        ),
         ("daemon exit code after SIGTERM", str(exit_code)),
         (
             "settings",
             f"workers={args.workers} poll_interval={args.poll_seconds}s "
-            f"sender_tick={args.sender_tick_ms:g}ms warmup={args.warmup} seed={args.seed}",
+            f"sender_tick={args.sender_tick_ms:g}ms sender={args.sender} "
+            f"sender_connections={args.sender_connections} "
+            f"warmup={args.warmup} seed={args.seed}",
         ),
         ("syncd", f"{syncd.__version__} at commit {commit()}"),
         ("machine", f"{os.cpu_count()} CPUs, {platform.platform()}"),
@@ -684,6 +827,49 @@ def report(
     ]
     for name, value in facts:
         print(f"{name:42} {value}")
+    latency = summary([s * ms for _, s, _ in done])
+    print(
+        f"\nchange -> equal at {args.rate:g}/s: p50 {latency['p50']:.1f} ms, "
+        f"p90 {latency['p90']:.1f} ms, p99 {latency['p99']:.1f} ms; "
+        f"daemon CPU {cpu_per_change:.1f} ms per change"
+    )
+    acks = summary(every_try)
+    return {
+        "rate": args.rate,
+        "rate_played": args.changes / played,
+        "changes": args.changes,
+        "customers": args.customers,
+        "workers": args.workers,
+        "poll_seconds": args.poll_seconds,
+        "seed": args.seed,
+        "latency_p50_ms": latency["p50"],
+        "latency_p90_ms": latency["p90"],
+        "latency_p99_ms": latency["p99"],
+        "latency_max_ms": latency["max"],
+        "completed": int(latency["count"]),
+        "ack_p50_ms": acks["p50"],
+        "ack_p99_ms": acks["p99"],
+        "ack_max_ms": acks["max"],
+        "settle_seconds": settle_seconds,
+        "webhook_attempts": sum(len(a) for a in attempts.values()),
+        "webhook_retries": retries,
+        "webhooks_stored": webhooks,
+        "syncs": syncs,
+        "writes": counter("syncd_writes_total"),
+        "api_calls_wix": counter(WIX_CALLS),
+        "api_calls_square": counter(SHOP_CALLS),
+        "polled_changes": counter("syncd_polled_changes_total"),
+        "daemon_cpu_seconds": cpu[1],
+        "daemon_cpu_ms_per_change": cpu_per_change,
+        "daemon_cpu_share": cpu[1] / cpu[2],
+        "driver_cpu_share": cpu[0] / cpu[2],
+        "wall_seconds": cpu[2],
+        "daemon_exit_code": exit_code,
+        "commit": commit(),
+        "cpus": os.cpu_count(),
+        "platform": platform.platform(),
+        "python": f"{platform.python_implementation()} {platform.python_version()}",
+    }
 
 
 def commit() -> str:
@@ -722,10 +908,29 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         help="how often the emulators' webhook senders look for queued events (1; theirs: 20)",
     )
     parser.add_argument(
+        "--sender",
+        choices=("lean", "httpx"),
+        default="lean",
+        help="how the emulators POST webhooks: plain keep-alive HTTP/1.1 (lean, the default: "
+        "cheap enough for 100 changes/s) or their own httpx client (httpx, as before)",
+    )
+    parser.add_argument(
+        "--sender-connections",
+        type=int,
+        default=16,
+        help="connections each emulator's webhook sender may open (16; httpx's default: 100)",
+    )
+    parser.add_argument(
         "--warmup", type=int, default=20, help="changes played first, not measured (20)"
     )
     parser.add_argument(
         "--settle-timeout", type=float, default=20.0, help="seconds to wait at the end (20)"
+    )
+    parser.add_argument(
+        "--keep-log", metavar="PATH", help="copy the daemon's log to PATH before cleaning up"
+    )
+    parser.add_argument(
+        "--json", metavar="PATH", help="also write the figures to PATH as one flat JSON object"
     )
     args = parser.parse_args(argv)
     if args.changes < 1 or args.rate <= 0 or args.customers < 1 or args.warmup < 0:
