@@ -116,12 +116,17 @@ class ExternalEvent:
     """One verified webhook event: a hint that `account_id` changed (balances are re-read).
 
     `merged_ids`: the accounts the remote merged into `account_id` (a CRM merging duplicate
-    contacts); syncd re-points their links to `account_id`."""
+    contacts); syncd re-points their links to `account_id`. `balance`: the account's balance
+    the event reports, when it carries one (a hint: an event whose balance equals a link's
+    external base, while no sync holds that link, is an echo and marks nothing).
+    `own_write`: the event describes a write syncd made (its reason carries syncd's tag)."""
 
     event_id: str
     event_type: str
     account_id: str | None
     merged_ids: tuple[str, ...] = ()
+    balance: int | None = None
+    own_write: bool = False
 
 
 class Connector(abc.ABC):

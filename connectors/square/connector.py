@@ -310,7 +310,37 @@ def _parse_event(raw_body: bytes) -> ExternalEvent:
         raise WebhookRejected("body has no event_id or type")
     found = body.get("data")
     data: Mapping[str, Any] = found if isinstance(found, dict) else {}
-    return ExternalEvent(event_id, event_type, _account_id(data))
+    return ExternalEvent(
+        event_id,
+        event_type,
+        _account_id(data),
+        balance=_balance(event_type, data),
+        own_write=_own_write(event_type, data),
+    )
+
+
+def _object(data: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """`data.object.<key>` when it is an object, else empty."""
+    found = data.get("object")
+    inner = found.get(key) if isinstance(found, dict) else None
+    return inner if isinstance(inner, dict) else {}
+
+
+def _balance(event_type: str, data: Mapping[str, Any]) -> int | None:
+    """The balance a `loyalty.account.updated` event reports (a hint), when it has one."""
+    if event_type != "loyalty.account.updated":
+        return None
+    value = _object(data, "loyalty_account").get("balance")
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _own_write(event_type: str, data: Mapping[str, Any]) -> bool:
+    """Whether a `loyalty.event.created` is one of syncd's adjustments (reason `syncd:...`)."""
+    if event_type != "loyalty.event.created":
+        return False
+    adjust = _object(data, "loyalty_event").get("adjust_points")
+    reason = adjust.get("reason") if isinstance(adjust, dict) else None
+    return isinstance(reason, str) and reason.startswith(SYNCD_TAG)
 
 
 def _account_id(data: Mapping[str, Any]) -> str | None:

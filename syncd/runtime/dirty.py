@@ -21,12 +21,16 @@ from sqlalchemy import (
     Table,
     and_,
     bindparam,
+    case,
     or_,
     select,
+    true,
+    tuple_,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.sql.dml import ReturningUpdate
 from sqlalchemy.sql.elements import BindParameter
 from sqlmodel import Session, col
 
@@ -57,7 +61,12 @@ class ChangeEvent:
     """A change a source reported (a webhook, a polled entry), kept once per (source, id).
 
     It names a Wix account, or one connector's account (`connector` + `external_id`, with the
-    accounts that connector merged into it, `merged_ids`), or no account at all."""
+    accounts that connector merged into it, `merged_ids`), or no account at all.
+
+    Echo suppression: `balance` is the balance the event reports on its own side, when it
+    carries one (a hint). A link whose base on that side equals it, and that no sync holds,
+    has carried that state already: the event leaves it as it is. `own_write`: the event
+    describes syncd's own tagged write; it marks nothing (the write moved the bases)."""
 
     source: str
     event_id: str
@@ -66,6 +75,8 @@ class ChangeEvent:
     connector: str | None = None
     external_id: str | None = None
     merged_ids: tuple[str, ...] = ()
+    balance: int | None = None
+    own_write: bool = False
 
     @property
     def account(self) -> str | None:
@@ -83,15 +94,27 @@ def record_change(
     connector: str | None = None,
     external_id: str | None = None,
     merged_ids: Sequence[str] = (),
+    balance: int | None = None,
+    own_write: bool = False,
 ) -> str:
     """Store a change event once and mark its link dirty, in ONE transaction (so a crash
     between the two cannot leave an event stored whose link was never marked). `merged_ids`:
-    external accounts the remote merged into `external_id`, whose links follow it (`repoint`).
+    external accounts the remote merged into `external_id`, whose links follow it (`repoint`);
+    `balance` and `own_write`: see `ChangeEvent`.
 
-    Returns "duplicate" (seen before: nothing done), "linked" (its link is dirty now) or
+    Returns "duplicate" (seen before: nothing done), "linked" (its link is dirty now), "echo"
+    (it names linked accounts but describes a state they carried: none marked by it) or
     "unlinked" (kept unprocessed in the inbox, for the matcher of new accounts)."""
     change = ChangeEvent(
-        source, event_id, event_type, wix_account_id, connector, external_id, tuple(merged_ids)
+        source,
+        event_id,
+        event_type,
+        wix_account_id,
+        connector,
+        external_id,
+        tuple(merged_ids),
+        balance,
+        own_write,
     )
     return record_changes(engine, [change], now=now)[0]
 
@@ -111,7 +134,11 @@ def record_changes(engine: Engine, changes: Sequence[ChangeEvent], *, now: datet
         linked = _mark_links(connection, [(i, changes[i]) for i in sorted(fresh)], now)
         _mark_processed(connection, [changes[i] for i in linked], now)
     return [
-        "linked" if i in linked else "unlinked" if i in fresh else "duplicate"
+        ("linked" if linked[i] else "echo")
+        if i in linked
+        else "unlinked"
+        if i in fresh
+        else "duplicate"
         for i in range(len(changes))
     ]
 
@@ -137,10 +164,11 @@ def _keep_once(connection: Connection, changes: Sequence[ChangeEvent], now: date
 
 def _mark_links(
     connection: Connection, fresh: list[tuple[int, ChangeEvent]], now: datetime
-) -> set[int]:
-    """Mark dirty the links the fresh events name; the indexes of those that named one.
-    Events are marked in runs (a few statements each); a merge is its own run, in order."""
-    linked: set[int] = set()
+) -> dict[int, bool]:
+    """Mark dirty the links the fresh events name; for the index of each event that named
+    one, whether it marked one (False: an echo). Events are marked in runs (a few statements
+    each); a merge is its own run, in order."""
+    linked: dict[int, bool] = {}
     run: list[tuple[int, ChangeEvent]] = []
     for index, change in fresh:
         if change.account is None:
@@ -160,38 +188,57 @@ def _mark_links(
 
 def _mark_run(
     connection: Connection, run: list[tuple[int, ChangeEvent]], now: datetime
-) -> set[int]:
-    """One UPDATE for the Wix accounts named, one per connector for external accounts."""
+) -> dict[int, bool]:
+    """One UPDATE for the Wix accounts named, one per connector for external accounts; for
+    each event that named a link, whether it marked one (see `_spared` for which it spares)."""
     if not run:
-        return set()
-    wix_ids: set[str] = set()
-    external: dict[str, set[str]] = {}
+        return {}
+    wix: dict[str, list[ChangeEvent]] = {}
+    external: dict[str, dict[str, list[ChangeEvent]]] = {}
     for _, change in run:
         if change.wix_account_id is not None:
-            wix_ids.add(change.wix_account_id)
+            wix.setdefault(change.wix_account_id, []).append(change)
         elif change.connector is not None and change.external_id is not None:
-            external.setdefault(change.connector, set()).add(change.external_id)
+            accounts = external.setdefault(change.connector, {})
+            accounts.setdefault(change.external_id, []).append(change)
         else:
             raise ValueError("name a Wix account, or a connector and an external account")
-    marked: set[tuple[str | None, str]] = set()
-    if wix_ids:
-        found = connection.execute(_LINK_SQL.mark_wix, {"now": now, "ids": sorted(wix_ids)})
-        marked |= {(None, account) for account in found.scalars()}
-    for connector, ids in external.items():
-        found = connection.execute(
-            _LINK_SQL.mark_external, {"now": now, "in_connector": connector, "ids": sorted(ids)}
-        )
-        marked |= {(connector, account) for account in found.scalars()}
-    return {
-        index
-        for index, change in run
-        if (
+    marked: dict[tuple[str | None, str], bool] = {}
+    if wix:
+        found = connection.execute(_LINK_SQL.mark_wix, _mark_params(wix, now))
+        for account, now_dirty in found:
+            marked[(None, account)] = marked.get((None, account), False) or bool(now_dirty)
+    for connector, accounts in external.items():
+        params = _mark_params(accounts, now) | {"in_connector": connector}
+        found = connection.execute(_LINK_SQL.mark_external, params)
+        for account, now_dirty in found:
+            marked[(connector, account)] = bool(now_dirty)
+    outcomes: dict[int, bool] = {}
+    for index, change in run:
+        key = (
             (None, change.wix_account_id)
             if change.wix_account_id is not None
             else (change.connector, change.external_id)
         )
-        in marked
-    }
+        if key in marked:
+            outcomes[index] = marked[key]
+    return outcomes
+
+
+def _mark_params(accounts: dict[str, list[ChangeEvent]], now: datetime) -> dict[str, object]:
+    """The parameters of one marking UPDATE: every account named (`ids`), those only syncd's
+    own writes named (`quiet`), and (account, balance) for those whose every event reports
+    the same balance (`echoes`). An account with an event without a balance, or with two
+    balances in the batch, is marked as before: one of them is a change."""
+    quiet: list[str] = []
+    echoes: list[tuple[str, int]] = []
+    for account, changes in accounts.items():
+        balances = {change.balance for change in changes if not change.own_write}
+        if not balances:
+            quiet.append(account)
+        elif len(balances) == 1 and (balance := balances.pop()) is not None:
+            echoes.append((account, balance))
+    return {"now": now, "ids": sorted(accounts), "quiet": quiet, "echoes": echoes}
 
 
 def _mark_processed(connection: Connection, changes: list[ChangeEvent], now: datetime) -> None:
@@ -227,20 +274,59 @@ class _InboxSql:
 
 
 class _LinkSql:
-    """The dirty marks of `record_changes`, built once."""
+    """The dirty marks of `record_changes`, built once.
+
+    Each is ONE statement, so the check and the mark are atomic against a worker's claim and
+    against the bases moving (on PostgreSQL an UPDATE re-evaluates a row changed under it):
+    every link named is updated, and the spared ones keep their `dirty` and `dirty_since`.
+    Each returns the account and whether it was marked now (its `dirty_since` is `now`:
+    SQLite cannot re-evaluate the row-value IN in RETURNING). A link spared that an earlier
+    event of the same batch marked reads as marked: its event is then "linked", not "echo",
+    which only wakes the workers once more."""
 
     def __init__(self) -> None:
         table = Link.__table__  # type: ignore[attr-defined]
-        mark = update(table).values(
-            dirty=True, dirty_since=bindparam("now", type_=table.c.dirty_since.type)
+        self.mark_wix = self._mark(table, table.c.wix_account_id, table.c.wix_base)
+        self.mark_external = self._mark(
+            table,
+            table.c.external_id,
+            table.c.ext_base,
+            table.c.connector == bindparam("in_connector"),
         )
-        ids: BindParameter[str] = bindparam("ids", expanding=True)
-        self.mark_wix = mark.where(table.c.wix_account_id.in_(ids)).returning(
-            table.c.wix_account_id
+
+    @staticmethod
+    def _mark(
+        table: Table,
+        account: ColumnElement[str],
+        base: ColumnElement[int],
+        *where: ColumnElement[bool],
+    ) -> ReturningUpdate[str, bool]:
+        now = bindparam("now", type_=table.c.dirty_since.type)
+        spared = _spared(table, account, base, now)
+        return (
+            update(table)
+            .where(account.in_(bindparam("ids", expanding=True)), *where)
+            .values(
+                dirty=case((spared, table.c.dirty), else_=true()),
+                dirty_since=case((spared, table.c.dirty_since), else_=now),
+            )
+            .returning(account, table.c.dirty_since == now)
         )
-        self.mark_external = mark.where(
-            table.c.connector == bindparam("in_connector"), table.c.external_id.in_(ids)
-        ).returning(table.c.external_id)
+
+
+def _spared(
+    table: Table,
+    account: ColumnElement[str],
+    base: ColumnElement[int],
+    now: BindParameter[datetime],
+) -> ColumnElement[bool]:
+    """A link the event leaves alone: only syncd's own writes named its account (`quiet`),
+    or no sync holds it (no owner, or its lease ran out) and its base on the event's side
+    equals the balance the event reports (`echoes`): that state is carried already. A NULL
+    base (never synced) makes this NULL, which marks."""
+    unleased = or_(table.c.lease_owner.is_(None), table.c.lease_until < now)
+    echo = tuple_(account, base).in_(bindparam("echoes", expanding=True))
+    return or_(account.in_(bindparam("quiet", expanding=True)), and_(unleased, echo))
 
 
 _INBOX_SQL = _InboxSql()

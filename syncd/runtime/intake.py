@@ -1,5 +1,10 @@
 """Webhook intake: verify on the raw body, store once, mark the link dirty, answer at once.
 
+Echoes of syncd's own writes are stored but mark nothing: an event passes the balance it
+reports (Wix `points.balance`, Square `loyalty_account.balance`) and a link whose base equals
+it, while no sync holds the link, is left as it is (`ChangeEvent`); a Square adjustment with
+syncd's tag in its reason marks nothing at all.
+
 No remote call happens before the answer (Wix gives 1,250 ms). Anything that does not verify
 is answered 401 and leaves nothing stored; a body over the limit is 413; a redelivery of a
 stored event is acknowledged (200) and dropped. Payload values are hints: the worker re-reads
@@ -146,7 +151,11 @@ class Intake:
         if verified.event_type.startswith("wix.loyalty.v1.program"):
             self.on_program_event()
         change = ChangeEvent(
-            WIX, verified.event_id, verified.event_type, wix_account_id=verified.account_id
+            WIX,
+            verified.event_id,
+            verified.event_type,
+            wix_account_id=verified.account_id,
+            balance=verified.balance,
         )
         return await self._store([change])
 
@@ -171,6 +180,8 @@ class Intake:
                 connector=name,
                 external_id=verified.account_id,
                 merged_ids=tuple(verified.merged_ids),
+                balance=verified.balance,
+                own_write=verified.own_write,
             )
             for verified in events
         ]
@@ -187,7 +198,8 @@ class Intake:
 
     async def _store(self, changes: list[ChangeEvent]) -> Response:
         """Keep the events once and mark their links dirty (one transaction), then answer:
-        200 once stored, 500 (send again) if the store failed; wake the workers."""
+        200 once stored, 500 (send again) if the store failed; wake the workers unless every
+        event was a repeat or an echo (stored, but its link has nothing new to carry)."""
         try:
             outcomes = await self.inbox.record(changes)
         except Exception:
@@ -197,7 +209,7 @@ class Intake:
                 self.metrics.inc("syncd_webhooks_duplicate_total", source=change.source)
             else:
                 self.metrics.inc("syncd_webhooks_received_total", source=change.source)
-        if any(outcome != "duplicate" for outcome in outcomes):
+        if any(outcome in ("linked", "unlinked") for outcome in outcomes):
             self.wake.set()  # a linked account to sync, or a new one for the matcher
         return JSONResponse({"ok": True})
 

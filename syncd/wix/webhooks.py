@@ -65,6 +65,16 @@ class WixEvent:
             return self.entity_id or self.entity.get("id")
         return None
 
+    @property
+    def balance(self) -> int | None:
+        """The account's points balance the event carries (`points.balance` of the account
+        created, updated or acted on; a hint for echo suppression), when it carries one."""
+        if self.account_id is None or self.slug == "deleted":
+            return None
+        points = self.entity.get("points")
+        value = points.get("balance") if isinstance(points, dict) else None
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
 
 def verify(raw_body: bytes, public_key: RSAPublicKey, *, now: datetime) -> WixEvent:
     """Check the body's signature and expiry, then parse its three layers into a WixEvent."""
