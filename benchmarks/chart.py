@@ -75,12 +75,33 @@ def _panels(results: dict[str, Any]) -> list[tuple[str, list[tuple[str, float, s
         if unthrottled
         else []
     )
+    intake = results.get("intake", {})
+    webhooks = (
+        [
+            ("target", 1000, "limit"),
+            ("syncd run, sustained", intake["webhooks_per_second"], "syncd"),
+        ]
+        if "webhooks_per_second" in intake
+        else []
+    )
+    convergence = results.get("convergence", {})
+    latency = (
+        [
+            ("target p99", 1000, "limit"),
+            ("p50", convergence.get("latency_p50_ms", 0), "syncd"),
+            ("p99", convergence["latency_p99_ms"], "syncd"),
+        ]
+        if "latency_p99_ms" in convergence
+        else []
+    )
     return [
         ("API calls of a backfill", calls, "calls"),
         ("Backfill wall time at the rate limit", wall, "s"),
         ("Backfill against the obvious way (wall time)", reference, "s"),
         ("syncd CPU of an unthrottled backfill", cpu, "CPU-s"),
         ("Peak RSS of syncd --reconcile", memory, "MB"),
+        ("Verified Wix webhooks a second", webhooks, "/s"),
+        ("Change to equal balances at 100 changes/s", latency, "ms"),
     ]
 
 
