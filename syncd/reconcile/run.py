@@ -83,6 +83,7 @@ from syncd.wix.models import Account
 log = get_logger(__name__)
 
 CHUNK = 500  # pairs read, planned and settled together
+PIPELINE = 2  # chunks in progress at once
 CONCURRENCY = 16  # calls in flight (each still waits for the API's budget); more costs
 # more CPU than it saves waiting: httpx keeps 20 connections alive, and its pool scans them all
 
@@ -418,11 +419,25 @@ async def _apply(
         ).one()
     progress = Progress(f"reconcile {connector}", int(pending))
     calls = asyncio.Semaphore(CONCURRENCY)
+
+    async def apply(chunk: list[PairRow]) -> None:
+        await _apply_chunk(engine, applier, connector, chunk, calls, report)
+        progress.advance(len(chunk))
+
+    # Chunks overlap (PIPELINE at once, disjoint pairs): one's store work runs while the
+    # other's calls wait for their answers.
+    running: set[asyncio.Task[None]] = set()
     try:
         for chunk in pair_chunks(engine, connector, run_started, size=CHUNK, pending_only=True):
-            await _apply_chunk(engine, applier, connector, chunk, calls, report)
-            progress.advance(len(chunk))
+            if len(running) >= PIPELINE:
+                done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+                for task in done:
+                    task.result()  # a failed chunk stops the run (it resumes from here)
+            running.add(asyncio.create_task(apply(chunk)))
+        await asyncio.gather(*running)
     finally:
+        for task in running:
+            task.cancel()
         progress.close()
 
 
