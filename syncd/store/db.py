@@ -7,11 +7,12 @@ a remote call: on SQLite every transaction takes the write lock (`BEGIN IMMEDIAT
 
 from __future__ import annotations
 
+import functools
 import re
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -19,7 +20,7 @@ from typing import Any
 from alembic import command
 from alembic.config import Config
 from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection, Dialect, Engine, make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, NoSuchModuleError
 from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 from sqlmodel import Session, SQLModel
@@ -337,17 +338,54 @@ def open_store(url: str) -> Engine:
 
 
 def upsert(session: Session, table: type[SQLModel], rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` into `table`, replacing rows with the same primary key (one statement,
-    executed for many rows: compiled once, cached)."""
+    """Insert `rows` into `table`, replacing rows with the same primary key: one statement,
+    compiled once per table and column set, sent to the driver for all rows at once.
+
+    A backfill stages hundreds of thousands of rows: SQLAlchemy's per-row parameter handling
+    cost more than SQLite's insert, so only the columns whose type converts values (times)
+    are converted here, and the rows go straight to the driver's `executemany`.
+    """
     if not rows:
         return
+    connection = session.connection()
+    sql, names, convert = _upsert_statement(connection.dialect, table, tuple(rows[0]))
+    if not set(names) <= rows[0].keys():  # a column left to its default: SQLAlchemy fills it
+        connection.execute(_upsert_core(connection.dialect, table, tuple(rows[0])), rows)
+        return
+    params: list[Any]
+    if connection.dialect.positional:
+        params = [
+            tuple(convert[n](row[n]) if n in convert else row[n] for n in names) for row in rows
+        ]
+    else:
+        params = [{n: convert[n](v) if n in convert else v for n, v in row.items()} for row in rows]
+    connection.exec_driver_sql(sql, params)
+
+
+@functools.lru_cache(maxsize=64)
+def _upsert_statement(
+    dialect: Dialect, table: type[SQLModel], columns: tuple[str, ...]
+) -> tuple[str, tuple[str, ...], dict[str, Callable[[Any], Any]]]:
+    """(SQL, parameter names in order, converters by column) of `upsert` for these columns."""
+    target = table.__table__  # type: ignore[attr-defined]
+    compiled = _upsert_core(dialect, table, columns).compile(
+        dialect=dialect, column_keys=list(columns)
+    )
+    converters = {
+        name: processor
+        for name in columns
+        if (processor := target.c[name].type._cached_bind_processor(dialect)) is not None
+    }
+    return str(compiled), tuple(compiled.positiontup or compiled.params), converters
+
+
+def _upsert_core(dialect: Dialect, table: type[SQLModel], columns: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (primary key) DO UPDATE SET every other column of `columns`."""
     from sqlalchemy.dialects import postgresql, sqlite
 
-    name = session.get_bind().dialect.name
-    dialect_insert = postgresql.insert if name == "postgresql" else sqlite.insert
+    dialect_insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
     target = table.__table__  # type: ignore[attr-defined]
     keys = [column.name for column in target.primary_key.columns]
     statement = dialect_insert(target)
-    changing = {c: statement.excluded[c] for c in rows[0] if c not in keys}
-    statement = statement.on_conflict_do_update(index_elements=keys, set_=changing)
-    session.connection().execute(statement, rows)
+    changing = {c: statement.excluded[c] for c in columns if c not in keys}
+    return statement.on_conflict_do_update(index_elements=keys, set_=changing)
