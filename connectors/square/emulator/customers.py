@@ -16,7 +16,6 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from connectors.square.emulator.errors import bad_request, not_found
-from connectors.square.emulator.keyset import Grouped
 from connectors.square.emulator.knobs import SquareKnobs
 from connectors.square.emulator.wire import (
     Clock,
@@ -33,6 +32,7 @@ from connectors.square.emulator.wire import (
     string_list,
     text,
 )
+from syncd.sandbox.indexes import Grouped
 
 SEARCH_PAGE = 100
 BULK_MAX = 100

@@ -1,5 +1,5 @@
 """Indexes of the Square model: records kept sorted by their keyset position — (created, seq) —
-as they are added, and records grouped by a key.
+as they are added (records grouped by a key: `syncd.sandbox.indexes.Grouped`).
 
 Searches page oldest or newest first by that position, so a page is found by bisecting this
 order instead of sorting every account or event on every call. A record nearly always sorts
@@ -14,7 +14,6 @@ from datetime import datetime
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
-K = TypeVar("K")
 Position = tuple[datetime, int]
 
 
@@ -55,30 +54,3 @@ class CreationOrder(Generic[T]):
         items = self._items
         for index in range(stop - 1, start - 1, -1):
             yield items[index]
-
-
-class Grouped(Generic[K, T]):
-    """Records grouped by a key, oldest first. Most keys have one record: it is kept alone,
-    and only the second and later ones of a key go in a list."""
-
-    def __init__(self) -> None:
-        self._first: dict[K, T] = {}
-        self._more: dict[K, list[T]] = {}
-
-    def add(self, key: K, item: T) -> None:
-        """File `item` under `key`, after the records already there."""
-        if key in self._first:
-            self._more.setdefault(key, []).append(item)
-        else:
-            self._first[key] = item
-
-    def get(self, key: K) -> list[T]:
-        """The records filed under `key`, oldest first (none: an empty list)."""
-        if key not in self._first:
-            return []
-        return [self._first[key], *self._more.get(key, ())]
-
-    def clear(self) -> None:
-        """No records."""
-        self._first.clear()
-        self._more.clear()

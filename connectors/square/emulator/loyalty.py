@@ -19,9 +19,10 @@ from typing import Any
 from connectors.square.emulator.customers import Customer, CustomerDirectory
 from connectors.square.emulator.errors import bad_request, not_found
 from connectors.square.emulator.idempotency import IdempotencyStore
-from connectors.square.emulator.keyset import CreationOrder, Grouped, Position
+from connectors.square.emulator.keyset import CreationOrder, Position
 from connectors.square.emulator.knobs import SquareKnobs
 from connectors.square.emulator.wire import Clock, IdFactory, Json, parse_time, refuse, rfc3339
+from syncd.sandbox.indexes import Grouped
 
 REASON_MAX = 3500
 API = "LOYALTY_API"

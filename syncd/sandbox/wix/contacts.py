@@ -6,8 +6,9 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
+from syncd.sandbox.indexes import Grouped
 from syncd.sandbox.wix.errors import WixApiError, invalid, not_found
-from syncd.sandbox.wix.ordered import CreationOrder, Grouped, Key, Records
+from syncd.sandbox.wix.ordered import CreationOrder, Key, Records
 from syncd.sandbox.wix.wire import Clock, IdFactory, iso, json_copy
 
 # Calling codes for the countries a demo is likely to use; others get no e164Phone unless the

@@ -29,7 +29,6 @@ from syncd.sandbox.wix.filters import (
 )
 
 T = TypeVar("T")
-K = TypeVar("K")
 Key = tuple[str, str]  # (createdDate as shown, id)
 _SHOWN = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z")
 
@@ -84,33 +83,6 @@ class CreationOrder(Generic[T]):
     def items(self, start: int = 0, stop: int | None = None) -> list[T]:
         """The records from `start` to `stop`, in order."""
         return self._items[start:stop]
-
-
-class Grouped(Generic[K, T]):
-    """Records grouped by a key, oldest first. Most keys have one record: it is kept alone,
-    and only the second and later ones of a key go in a list."""
-
-    def __init__(self) -> None:
-        self._first: dict[K, T] = {}
-        self._more: dict[K, list[T]] = {}
-
-    def add(self, key: K, item: T) -> None:
-        """File `item` under `key`, after the records already there."""
-        if key in self._first:
-            self._more.setdefault(key, []).append(item)
-        else:
-            self._first[key] = item
-
-    def get(self, key: K) -> list[T]:
-        """The records filed under `key`, oldest first (none: an empty list)."""
-        if key not in self._first:
-            return []
-        return [self._first[key], *self._more.get(key, ())]
-
-    def clear(self) -> None:
-        """No records."""
-        self._first.clear()
-        self._more.clear()
 
 
 def by_creation(sort: list[tuple[str, bool]]) -> bool:

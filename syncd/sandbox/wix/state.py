@@ -14,6 +14,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from syncd.sandbox.indexes import Grouped
 from syncd.sandbox.wix.contacts import ContactBook
 from syncd.sandbox.wix.errors import WixApiError, invalid, not_found
 from syncd.sandbox.wix.knobs import WixKnobs
@@ -26,7 +27,6 @@ from syncd.sandbox.wix.model import (
 )
 from syncd.sandbox.wix.ordered import (
     CreationOrder,
-    Grouped,
     Key,
     Records,
     created_since,
