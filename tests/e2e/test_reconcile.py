@@ -60,6 +60,8 @@ def test_killed_at_random_points_converges(backfill: Backfill) -> None:
     """SIGKILL the reconcile at random moments, run it again: same result, no double write."""
     rng = random.Random(7)
     killed = 0
+    for emulator in (backfill.wix, backfill.square):  # slow enough for the kills to land mid-run
+        emulator.knobs.faults.latency_ms = 30
     for _ in range(3):
         process = backfill.start()
         time.sleep(rng.uniform(0.5, 3.0))
@@ -68,6 +70,8 @@ def test_killed_at_random_points_converges(backfill: Backfill) -> None:
         killed += process.returncode == -signal.SIGKILL
     assert killed >= 2  # the kills landed while it was working, not after it had finished
     assert backfill.mismatches() != []  # ...so the work was left half done
+    for emulator in (backfill.wix, backfill.square):
+        emulator.knobs.faults.latency_ms = 0
     final = backfill.run()
     assert "Traceback" not in final.stderr, final.stderr
     assert "errors        0" in final.stdout, final.stdout
