@@ -158,39 +158,6 @@ class Outbox:
         with self.engine.begin() as connection:
             return _link(connection, link_id), _unresolved_of(connection, link_id)
 
-    def begin(
-        self,
-        link: Link,
-        operation: str,
-        direction: Direction,
-        delta: int,
-        carried: int,
-        planned: Planned,
-    ) -> Operation:
-        """Record the intent (PENDING) before the call; an existing row is returned as it is,
-        except that a VOID one (proven never applied) is made PENDING again."""
-        assert link.id is not None
-        with session_scope(self.engine) as session:
-            row = session.get(Operation, operation)
-            if row is None:
-                row = Operation(
-                    id=operation,
-                    link_id=link.id,
-                    direction=direction,
-                    delta=delta,
-                    carried=carried,
-                    planned_wix=planned.wix,
-                    planned_ext=planned.ext,
-                    planned_wix_base=planned.bases.wix,
-                    planned_ext_base=planned.bases.ext,
-                )
-                session.add(row)
-            elif row.status is OperationStatus.VOID:
-                row.status = OperationStatus.PENDING
-                row.error = None
-            session.flush()
-            return row
-
     def begin_send(
         self,
         link: Link,
@@ -200,9 +167,10 @@ class Outbox:
         carried: int,
         planned: Planned,
     ) -> Operation:
-        """`begin` and `mark_sent` in one transaction: the intent is committed, already SENT,
-        before the call. An APPLIED or FAILED row with this id is returned as it is (nothing
-        to send); any other (new, VOID, or PENDING/SENT) is SENT now.
+        """Record the intent before the call, committed already SENT (recovery reads back
+        PENDING and SENT alike, so one transaction serves). An APPLIED or FAILED row with this
+        id is returned as it is (nothing to send); any other (new, VOID, or PENDING/SENT) is
+        SENT now.
 
         Safe because nothing tells PENDING from SENT when an outcome is settled: `recover` and
         `sync` read every unresolved operation back the same way, and a write proven absent is
@@ -246,14 +214,6 @@ class Outbox:
             }
             connection.execute(_UPDATE_OPERATION, {"op_id": operation, **sent})
             return _detached(Operation, row | sent)
-
-    def mark_sent(self, operation: str) -> None:
-        with session_scope(self.engine) as session:
-            row = session.get(Operation, operation)
-            assert row is not None
-            row.status = OperationStatus.SENT
-            row.attempts += 1
-            row.sent_at = utcnow()
 
     def mark_applied(self, operation: str, remote_id: str | None) -> None:
         """APPLIED, and both bases of its link move by its `carried`, in one transaction.

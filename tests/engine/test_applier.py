@@ -124,8 +124,7 @@ async def test_recovery_settles_writes_left_by_a_crash(world: World) -> None:
         planned = Planned(0, 25 if reached_wix else 35, Bases(0, 0), account.revision)
         delta = planned.ext
         op = operation_id(link_id, planned, Direction.TO_WIX, delta)
-        outbox.begin(link, op, Direction.TO_WIX, delta, delta, planned)
-        outbox.mark_sent(op)
+        outbox.begin_send(link, op, Direction.TO_WIX, delta, delta, planned)
         if reached_wix:  # the process died after Wix applied it, before we recorded it
             await world.wix.adjust_points(
                 account.id, amount=delta, revision=account.revision, description=f"{tag(op)} x"

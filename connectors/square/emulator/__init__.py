@@ -62,7 +62,6 @@ from starlette.types import ASGIApp
 
 from connectors.square.emulator.activity import (
     Activity,
-    collector_paused,
     seed_account,
     seed_customer,
     till_activity,
@@ -87,6 +86,7 @@ from syncd.sandbox.emulator import (
     customer_specs,
 )
 from syncd.sandbox.gate import Gate
+from syncd.sandbox.seeding import collector_paused
 
 __all__ = [
     "Activity",

@@ -8,9 +8,6 @@ event (source SQUARE, reason "sandbox seed"); seeded customers are searchable at
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 from connectors.square.emulator.customers import Customer
@@ -91,19 +88,6 @@ def till_activity(
                     state.record(account, "EXPIRE_POINTS", -expired, detail, SQUARE, location)
                 ]
         return Activity(state.account_wire(account), [e.id for e in events])
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Seeding thousands of accounts makes millions of objects and no garbage cycles: with the
-    cyclic collector paused it does not rescan the growing model over and over."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def seed_customer(

@@ -69,6 +69,7 @@ from starlette.types import ASGIApp
 
 from syncd.sandbox.emulator import ENTITY_IDS, EVENT_IDS, SandboxEmulator, customer_specs
 from syncd.sandbox.gate import Gate
+from syncd.sandbox.seeding import collector_paused
 from syncd.sandbox.wix import program
 from syncd.sandbox.wix.app import build_app
 from syncd.sandbox.wix.auth import Credentials, Gatekeeper
@@ -77,7 +78,7 @@ from syncd.sandbox.wix.errors import WixApiError
 from syncd.sandbox.wix.gate import Stats, WixFrontDoor
 from syncd.sandbox.wix.knobs import WixKnobs
 from syncd.sandbox.wix.model import Change
-from syncd.sandbox.wix.site import collector_paused, recalculate, seed_account, site_activity
+from syncd.sandbox.wix.site import recalculate, seed_account, site_activity
 from syncd.sandbox.wix.state import WixState
 from syncd.sandbox.wix.webhooks import EventSigner, SigningKeys, WebhookEvent
 from syncd.sandbox.wix.wire import IdFactory

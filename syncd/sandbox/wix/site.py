@@ -3,9 +3,6 @@ adjusts in the dashboard; and seeding a site with customers. Used by the admin r
 
 from __future__ import annotations
 
-import contextlib
-import gc
-from collections.abc import Iterator
 from typing import Any
 
 from syncd.sandbox.wix.errors import WixApiError, invalid
@@ -56,19 +53,6 @@ def site_activity(
                 extra = {"adjustInfo": adjust}
         tx_id = state.change_points(account, kind.upper(), delta, description, extra, origin="site")
         return state.account_wire(account), tx_id
-
-
-@contextlib.contextmanager
-def collector_paused() -> Iterator[None]:
-    """Seeding thousands of accounts makes millions of objects and no garbage cycles: with the
-    cyclic collector paused it does not rescan the growing model over and over."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def seed_account(
