@@ -78,29 +78,41 @@ def test_unreachable_wix_is_a_retry_message(tmp_path: Path) -> None:
     assert "database: reachable, schema up to date" in result.stdout
 
 
-def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
-    """`syncd sandbox --port N` serves the emulators (Wix on N, Square on N+1, HubSpot on
-    N+2); check-config --connect reaches Wix; HubSpot lists its seeded contacts."""
-    port = free_port()
-    server = subprocess.Popen(
-        [*SYNCD, "sandbox", "--port", str(port), "--accounts", "3"],
-        env=clean_env(),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+def _start_sandbox() -> tuple[int, subprocess.Popen[str]]:
+    """`syncd sandbox` on a free port, answering; a port taken between choosing it and binding
+    it (other tests bind ports too) is chosen again, at most three times."""
+    for _ in range(3):
+        port = free_port()
+        server = subprocess.Popen(
+            [*SYNCD, "sandbox", "--port", str(port), "--accounts", "3"],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         deadline = time.monotonic() + 30
         while True:
             try:
                 httpx.get(f"http://127.0.0.1:{port}/_sandbox/stats", timeout=1)
-                break
+                return port, server
             except httpx.TransportError:
-                if time.monotonic() > deadline or server.poll() is not None:
-                    pytest.fail(
-                        f"sandbox did not start: {server.stderr.read() if server.stderr else ''}"
-                    )
+                if server.poll() is not None or time.monotonic() > deadline:
+                    break
                 time.sleep(0.1)
+        error = server.stderr.read() if server.stderr and server.poll() is not None else ""
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=10)
+        if "address already in use" not in error:
+            pytest.fail(f"sandbox did not start: {error}")
+    pytest.fail("sandbox did not start: three ports were taken before it could bind them")
+
+
+def test_sandbox_serves_wix_and_check_config_connects(tmp_path: Path) -> None:
+    """`syncd sandbox --port N` serves the emulators (Wix on N, Square on N+1, HubSpot on
+    N+2); check-config --connect reaches Wix; HubSpot lists its seeded contacts."""
+    port, server = _start_sandbox()
+    try:
         env = {
             "SYNCD_WIX__BASE_URL": f"http://127.0.0.1:{port}",
             "SYNCD_WIX__SITE_ID": "sandbox-site",
